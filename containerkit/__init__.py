@@ -1,0 +1,53 @@
+"""containerkit: a Linux container runtime in Python that makes the system calls itself.
+
+Public names only (see README.md). They are imported on first use (PEP 562) so that a
+CLI verb such as ``state`` does not pay for the native module it never calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_WHERE = {
+    "Bundle": "bundle", "ContainerConfig": "bundle",
+    "Container": "container", "ExecutionDriver": "container",
+    "load_container": "container", "new_container": "container",
+    "ConfigError": "errors", "ContainerExists": "errors", "ContainerkitError": "errors",
+    "ContainerNotFound": "errors", "InvalidState": "errors", "SetupError": "errors",
+    "SpecError": "errors", "UnsupportedError": "errors",
+    "BindGraphDriver": "graph", "GraphDriver": "graph", "Mount": "graph",
+    "OverlayGraphDriver": "graph",
+    "NativeDriver": "native.driver",
+    "Process": "process",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'containerkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .bundle import Bundle, ContainerConfig
+    from .container import Container, ExecutionDriver, load_container, new_container
+    from .errors import (
+        ConfigError,
+        ContainerExists,
+        ContainerkitError,
+        ContainerNotFound,
+        InvalidState,
+        SetupError,
+        SpecError,
+        UnsupportedError,
+    )
+    from .graph import BindGraphDriver, GraphDriver, Mount, OverlayGraphDriver
+    from .native.driver import NativeDriver
+    from .process import Process

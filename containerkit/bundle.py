@@ -1,0 +1,69 @@
+"""Bundle: the ContainerConfig that reads an OCI bundle directory (config.json + rootfs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Protocol
+
+from . import spec as oci
+from .errors import ConfigError
+from .graph import BindGraphDriver, Mount
+from .state import DEFAULT_ROOT, check_id
+
+
+class ContainerConfig(Protocol):
+    """The seed's ContainerConfig: an id, a state root, and the spec for a mounted rootfs."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def root(self) -> str: ...
+
+    @property
+    def bundle(self) -> str: ...
+
+    def spec(self, mount: Mount) -> oci.Spec: ...
+
+
+class Bundle:
+    """An OCI bundle directory. ``root`` is the state root (default /run/containerkit)."""
+
+    def __init__(self, path: str | os.PathLike[str], id: str, root: str = DEFAULT_ROOT) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.id = check_id(id)
+        self.root = root
+        self._spec: oci.Spec | None = None
+
+    @property
+    def bundle(self) -> str:
+        return self.path
+
+    def load(self) -> oci.Spec:
+        """config.json as written in the bundle (read once)."""
+        if self._spec is None:
+            if not os.path.isdir(self.path):
+                raise ConfigError(f"bundle {self.path}: no such directory")
+            self._spec = oci.load(os.path.join(self.path, "config.json"))
+        return self._spec
+
+    def rootfs(self) -> str:
+        """Absolute path of root.path (relative paths are relative to the bundle)."""
+        spec = self.load()
+        if spec.root is None or not spec.root.path:
+            raise ConfigError(f"{self.path}/config.json: root.path: required")
+        return os.path.join(self.path, spec.root.path)
+
+    def graph_driver(self) -> BindGraphDriver:
+        """The rootfs named in config.json, used as it is (what runc does)."""
+        return BindGraphDriver(self.rootfs())
+
+    def spec(self, mount: Mount) -> oci.Spec:
+        """The bundle's spec with root.path pointing at the mounted rootfs."""
+        spec = self.load()
+        root = dataclasses.replace(spec.root, path=mount.path) if spec.root else oci.Root(
+            path=mount.path)
+        if mount.readonly:
+            root = dataclasses.replace(root, readonly=True)
+        return dataclasses.replace(spec, root=root)

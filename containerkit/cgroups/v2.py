@@ -1,0 +1,144 @@
+"""The container's cgroup v2 directory: make it, hand its fd to clone3, remove it.
+
+Works on a pure v2 host (``/sys/fs/cgroup``) and on a hybrid one (cgroup2 at
+``/sys/fs/cgroup/unified``). Resource limits are applied elsewhere (or refused).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from ..errors import UnsupportedError
+
+CGROUP2_SUPER_MAGIC = 0x63677270
+_mountpoint_cache: str | None = None
+
+
+def cgroup2_mountpoint() -> str:
+    """Where cgroup2 is mounted: /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid)."""
+    global _mountpoint_cache
+    if _mountpoint_cache is None:
+        found = ""
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                pre, _, post = line.partition(" - ")
+                if post.startswith("cgroup2 "):
+                    mp = pre.split()[4]
+                    if not found or mp == "/sys/fs/cgroup":
+                        found = mp
+        if not found:
+            raise UnsupportedError("cgroups: no cgroup2 filesystem is mounted on this host")
+        _mountpoint_cache = found
+    return _mountpoint_cache
+
+
+def container_cgroup_path(container_id: str, cgroups_path: str | None) -> str:
+    """Absolute cgroup directory for a container.
+
+    ``linux.cgroupsPath`` absolute: relative to the cgroup2 mount. Relative: relative to
+    the cgroup this runtime runs in. Empty: ``/containerkit/<id>``.
+    """
+    root = cgroup2_mountpoint()
+    if not cgroups_path:
+        rel = f"containerkit/{container_id}"
+    elif cgroups_path.startswith("/"):
+        rel = cgroups_path.lstrip("/")
+    else:
+        rel = os.path.join(_own_cgroup().lstrip("/"), cgroups_path)
+    path = os.path.normpath(os.path.join(root, rel))
+    if path == root or not path.startswith(root + "/"):
+        raise UnsupportedError(f"linux.cgroupsPath: {cgroups_path!r} is outside the cgroup tree")
+    return path
+
+
+def _own_cgroup() -> str:
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    return "/"
+
+
+class Cgroup:
+    """One cgroup v2 directory that containerkit created (and so may remove)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def create(self) -> int:
+        """mkdir -p; returns an O_DIRECTORY fd for CLONE_INTO_CGROUP (caller closes it)."""
+        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def add(self, pid: int) -> None:
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def pids(self) -> list[int]:
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def populated(self) -> bool:
+        try:
+            with open(os.path.join(self.path, "cgroup.events")) as f:
+                for line in f:
+                    if line.startswith("populated "):
+                        return line.split()[1] == "1"
+        except FileNotFoundError:
+            return False
+        return bool(self.pids())
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """cgroup.kill where the kernel has it (5.14+), else signal each pid."""
+        if sig == signal.SIGKILL:
+            try:
+                with open(os.path.join(self.path, "cgroup.kill"), "w") as f:
+                    f.write("1")
+                return
+            except FileNotFoundError:
+                pass
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def remove(self, timeout: float = 10.0) -> None:
+        """Kill what is left, wait until the cgroup is empty, rmdir it (and empty parents
+        that containerkit made, up to ``containerkit/``)."""
+        if not os.path.isdir(self.path):
+            return
+        if self.populated():
+            self.kill_all()
+            self._wait_empty(timeout)
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            return
+        parent = os.path.dirname(self.path)
+        if os.path.basename(parent) == "containerkit":
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass                     # another container still lives there
+
+    def _wait_empty(self, timeout: float) -> None:
+        events = os.path.join(self.path, "cgroup.events")
+        deadline = time.monotonic() + timeout
+        with open(events, "rb") as f:
+            poller = select.poll()
+            poller.register(f.fileno(), select.POLLPRI | select.POLLERR)
+            while True:
+                f.seek(0)
+                if b"populated 0" in f.read():
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self.path}: processes still present after {timeout}s")
+                poller.poll(min(left, 0.1) * 1000)

@@ -1,0 +1,218 @@
+"""Container: the lifecycle and its state machine; the work is done by an ExecutionDriver.
+
+    creating --create()--> created --start()--> running --(exit)--> stopped
+    any --delete()--> (gone)      (paused comes with the cgroup issue)
+
+Every state-changing call holds the state directory's lock, reads the state from disk
+(another process may have changed it), checks the transition and saves the new state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal as _signal
+import socket
+from typing import IO, Any, Protocol
+
+from . import spec as oci
+from .errors import ContainerkitError, InvalidState, UnsupportedError
+from .graph import GraphDriver, from_description
+from .process import Process
+from .state import State, StateDir
+
+Stdio = IO[bytes] | IO[str] | int | None
+
+
+class ExecutionDriver(Protocol):
+    """The seed's ExecutionDriver: creates, starts and deletes a container's init."""
+
+    def create(self, container: Container) -> Process: ...
+
+    def start(self, container: Container) -> None: ...
+
+    def delete(self, container: Container) -> None: ...
+
+
+class Container:
+    """One container. Build it with ``new_container`` or ``load_container``."""
+
+    def __init__(self, statedir: StateDir, spec: oci.Spec, state: State,
+                 driver: ExecutionDriver, graph: GraphDriver | None) -> None:
+        self.statedir = statedir
+        self.spec = spec
+        self.driver = driver
+        self.graph = graph
+        self._state = state
+        self.init: Process | None = None
+        self.stdin: Stdio = None
+        self.stdout: Stdio = None
+        self.stderr: Stdio = None
+        self._sync: socket.socket | None = None   # NativeDriver: open from create to start
+
+    # -- identity ------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.statedir.id
+
+    @property
+    def path(self) -> str:
+        """The container's state directory."""
+        return self.statedir.path
+
+    @property
+    def bundle(self) -> str:
+        return self._state.bundle
+
+    @property
+    def rootfs(self) -> str:
+        return self._state.rootfs
+
+    @property
+    def cgroup_path(self) -> str:
+        return self._state.cgroup
+
+    @cgroup_path.setter
+    def cgroup_path(self, value: str) -> None:
+        self._state.cgroup = value
+
+    @property
+    def pid(self) -> int:
+        """Host pid of the init, or -1 before create / after it is gone."""
+        return self.init.pid if self.init is not None and self.init.alive() else -1
+
+    # -- state ---------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """creating, created, running or stopped, as of now (reads the state file)."""
+        return self._live_status(self._reload())
+
+    def _reload(self) -> State:
+        if self.statedir.exists():
+            self._state = self.statedir.load()
+        return self._state
+
+    def _live_status(self, state: State) -> str:
+        if state.status in ("created", "running") and (self.init is None or not self.init.alive()):
+            return "stopped"
+        return state.status
+
+    def state(self) -> dict[str, Any]:
+        """The OCI state document with the live status."""
+        state = self._reload()
+        return state.to_oci(self._live_status(state))
+
+    def _expect(self, wanted: tuple[str, ...], action: str) -> str:
+        status = self._live_status(self._reload())
+        if status not in wanted:
+            raise InvalidState(f"cannot {action} container {self.id!r}: it is {status}, "
+                               f"not {' or '.join(wanted)}")
+        return status
+
+    # -- lifecycle -----------------------------------------------------------------
+    def create(self) -> None:
+        """Make the init in all its namespaces; it waits for ``start``."""
+        with self.statedir:
+            self._expect(("creating",), "create")
+            self.init = self.driver.create(self)
+            self._state.pid = self.init.pid
+            self._state.start_time = self.init.start_time
+            self._state.status = "created"
+            self.statedir.save(self._state)
+
+    def start(self) -> None:
+        """Run the user's program in the created container (the OCI ``start``)."""
+        with self.statedir:
+            self._expect(("created",), "start")
+            self._state.status = "running"
+            try:
+                self.driver.start(self)
+            finally:
+                self.statedir.save(self._state)
+
+    def new_process(self, process_spec: oci.Process) -> Process:
+        raise UnsupportedError("exec into a running container is not supported yet")
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the init to exit: its exit code, or 128+N for signal N.
+
+        None when this Python process did not create the container (only the parent
+        can read an exit status)."""
+        if self.init is None:
+            raise InvalidState(f"container {self.id!r} has no process to wait for")
+        return self.init.wait(timeout)
+
+    def signal(self, sig: int = _signal.SIGTERM) -> None:
+        status = self._expect(("created", "running"), "signal")
+        assert self.init is not None
+        try:
+            self.init.signal(sig)
+        except ProcessLookupError:
+            raise InvalidState(f"container {self.id!r} is not running ({status})") from None
+
+    def delete(self, force: bool = False) -> None:
+        """Remove the container: processes (with ``force``), cgroup, rootfs mount, state."""
+        with self.statedir:
+            status = self._live_status(self._reload())
+            if status in ("running", "paused") and not force:
+                raise InvalidState(f"cannot delete container {self.id!r}: it is {status}; "
+                                   "stop it first or use force")
+            self.driver.delete(self)
+            if self.graph is not None:
+                self.graph.unmount(self.id)
+            self.statedir.remove()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if os.path.isdir(self.statedir.path):
+            self.delete(force=True)
+
+    def __repr__(self) -> str:
+        return f"<Container {self.id} {self._state.status}>"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_container(config: Any, graph: GraphDriver, driver: ExecutionDriver) -> Container:
+    """Claim the id, mount the rootfs and write the spec into the state directory.
+
+    Nothing is left behind when this fails."""
+    statedir = StateDir(config.root, config.id)
+    statedir.make()
+    mounted = False
+    try:
+        mount = graph.mount(config.id)
+        mounted = True
+        spec = config.spec(mount)
+        state = State(id=config.id, bundle=config.bundle, created=_now(), rootfs=mount.path,
+                      graph=graph.describe(), annotations=dict(spec.annotations or {}))
+        statedir.write_file("config.json", spec.to_json().encode())
+        statedir.save(state)
+    except BaseException:
+        if mounted:
+            graph.unmount(config.id)
+        statedir.remove()
+        raise
+    return Container(statedir, spec, state, driver, graph)
+
+
+def load_container(config: Any, driver: ExecutionDriver) -> Container:
+    """Attach to a container created earlier, possibly by another process.
+
+    The init is found by pid and checked by its start time, so a recycled pid is never
+    taken for the container."""
+    statedir = StateDir(config.root, config.id)
+    state = statedir.load()
+    try:
+        with open(statedir.spec_path, "rb") as f:
+            spec = oci.loads(f.read(), source=statedir.spec_path)
+    except FileNotFoundError:
+        raise ContainerkitError(f"{statedir.spec_path}: missing") from None
+    container = Container(statedir, spec, state, driver, from_description(state.graph))
+    if state.pid:
+        container.init = Process.attach(state.pid, state.start_time)
+    return container

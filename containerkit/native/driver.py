@@ -1,0 +1,113 @@
+"""NativeDriver: the in-process ExecutionDriver (parent side).
+
+create: plan -> cgroup dir -> exec FIFO + sync socket -> clone3 into the cgroup with
+the new namespaces -> wait for CREATED. start: release the FIFO; when this process
+created the init, wait until execve closed the sync socket. delete: kill what is
+left in the cgroup, reap, remove the cgroup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import IO, TYPE_CHECKING
+
+from .. import syscalls
+from ..cgroups import Cgroup, container_cgroup_path
+from ..process import Process
+from . import child, sync
+from .plan import build
+
+if TYPE_CHECKING:
+    from ..container import Container
+
+Stdio = IO[bytes] | IO[str] | int | None
+
+
+def _fd(stream: Stdio, default: int) -> int:
+    if stream is None:
+        return default
+    if isinstance(stream, int):
+        return stream
+    return stream.fileno()
+
+
+class NativeDriver:
+    """Runs containers from this Python process: no runtime binary involved."""
+
+    def cgroup_for(self, container: Container) -> Cgroup:
+        linux = container.spec.linux
+        return Cgroup(container_cgroup_path(container.id,
+                                            linux.cgroups_path if linux else None))
+
+    def create(self, container: Container) -> Process:
+        fifo = container.statedir.fifo_path
+        os.mkfifo(fifo, 0o600)
+        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # a reader+writer: reads block
+        parent_sock, child_sock = sync.channel()
+        cgroup_fd = -1
+        plan = None
+        cgroup = self.cgroup_for(container)
+        try:
+            stdio = (_fd(container.stdin, 0), _fd(container.stdout, 1), _fd(container.stderr, 2))
+            plan = build(container.spec, rootfs=container.rootfs, bundle=container.bundle,
+                         sync_fd=child_sock.fileno(), fifo_fd=fifo_fd, stdio=stdio)
+            cgroup_fd = cgroup.create()
+            pid, pidfd, placed = syscalls.clone(plan.clone_flags, cgroup_fd)
+            if pid == 0:  # the container's init: run the plan, never come back
+                try:
+                    child.run(plan.steps, child_sock.fileno())
+                finally:
+                    os._exit(127)
+        except BaseException:
+            parent_sock.close()
+            if cgroup_fd >= 0:
+                cgroup.remove()
+            raise
+        finally:
+            child_sock.close()
+            os.close(fifo_fd)
+            if plan is not None:
+                plan.close()
+            if cgroup_fd >= 0:
+                os.close(cgroup_fd)
+        process = Process(pid, pidfd, is_child=True)
+        try:
+            if not placed:
+                cgroup.add(pid)
+                parent_sock.send(sync.CGROUP)
+            sync.expect_created(parent_sock)
+        except BaseException:
+            parent_sock.close()
+            process.signal(signal.SIGKILL)
+            process.wait()
+            cgroup.remove()
+            raise
+        container.cgroup_path = cgroup.path
+        container._sync = parent_sock
+        return process
+
+    def start(self, container: Container) -> None:
+        sync.release(container.statedir.fifo_path)
+        sock = container._sync
+        if sock is not None:  # we created the init: learn whether execve worked
+            container._sync = None
+            try:
+                sync.raise_if_error(sync.read_message(sock))
+            finally:
+                sock.close()
+
+    def delete(self, container: Container) -> None:
+        if container._sync is not None:
+            container._sync.close()
+            container._sync = None
+        init = container.init
+        if init is not None and init.alive():
+            try:
+                init.signal(signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if container.cgroup_path:
+            Cgroup(container.cgroup_path).remove()
+        if init is not None and init.is_child:
+            init.wait()

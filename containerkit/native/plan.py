@@ -1,0 +1,331 @@
+"""Build the init's plan: every syscall between clone and execve, resolved in the parent.
+
+The order follows runc's standard init: namespaces, hostname, loopback, mount
+propagation, rootfs bind, spec mounts, /dev nodes, pivot_root, masked and read-only
+paths, root read-only, cwd, rlimits, bounding set, user, capabilities, no_new_privs,
+fd hygiene, the executable lookup, report CREATED and wait for start, execve.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass, field
+
+import prctl
+
+from .. import spec as oci
+from .. import syscalls as s
+from ..errors import SpecError, UnsupportedError
+from . import capabilities as caps
+from . import child
+from .child import Step
+from .mountopts import PROPAGATION
+from .mountopts import parse as parse_mount_options
+from .paths import secure_join
+
+NAMESPACE_FLAGS = {
+    "pid": s.CLONE_NEWPID, "network": s.CLONE_NEWNET, "mount": s.CLONE_NEWNS,
+    "ipc": s.CLONE_NEWIPC, "uts": s.CLONE_NEWUTS, "cgroup": s.CLONE_NEWCGROUP,
+    "user": s.CLONE_NEWUSER, "time": s.CLONE_NEWTIME,
+}
+JOINABLE = ("network", "ipc", "uts", "cgroup")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# (name, major, minor): the devices every container gets (runtime-spec "Default Devices")
+DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+                   ("urandom", 1, 9), ("tty", 5, 0))
+DEV_SYMLINKS = ((b"/proc/self/fd", b"fd"), (b"/proc/self/fd/0", b"stdin"),
+                (b"/proc/self/fd/1", b"stdout"), (b"/proc/self/fd/2", b"stderr"))
+RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
+DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+
+
+@dataclass
+class Plan:
+    clone_flags: int
+    steps: list[Step] = field(default_factory=list)
+    join_fds: list[int] = field(default_factory=list)   # opened ns files: close after clone
+    found: list[bytes] = field(default_factory=list)    # filled in the child by the lookup
+
+    def add(self, name: str, fn: object, *args: object, detail: str = "") -> None:
+        self.steps.append((name, fn, args, detail))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        for fd in self.join_fds:
+            os.close(fd)
+        self.join_fds.clear()
+
+
+def check_supported(spec: oci.Spec) -> None:
+    """Refuse what this version cannot apply yet: never run with weaker isolation."""
+    proc = spec.process
+    if spec.root is None or not spec.root.path:
+        raise SpecError("config.json: root.path: required")
+    if proc is None:
+        raise SpecError("config.json: process: required to create a container")
+    if not proc.args:
+        raise SpecError("config.json: process.args: must name the program to run")
+    if proc.terminal:
+        raise UnsupportedError("process.terminal: terminals are not supported yet; set it false")
+    if proc.command_line:
+        raise SpecError("config.json: process.commandLine: is for Windows only")
+    for name in ("apparmor_profile", "selinux_label", "scheduler", "io_priority",
+                 "exec_cpu_affinity"):
+        if getattr(proc, name, None):
+            raise UnsupportedError(f"process.{_camel(name)}: not supported yet")
+    if spec.hooks is not None and any(
+            getattr(spec.hooks, h) for h in ("prestart", "create_runtime", "create_container",
+                                             "start_container", "poststart", "poststop")):
+        raise UnsupportedError("hooks: not supported yet")
+    linux = spec.linux
+    if linux is None:
+        return
+    for ns in linux.namespaces:
+        if ns.type in ("user", "time"):
+            raise UnsupportedError(f"linux.namespaces: {ns.type} namespaces are not supported yet")
+        if ns.path and ns.type not in JOINABLE:
+            raise UnsupportedError(
+                f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
+    for name in ("seccomp", "sysctl", "personality", "intel_rdt", "memory_policy",
+                 "time_offsets", "mount_label", "net_devices"):
+        if getattr(linux, name, None):
+            raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
+    if linux.uid_mappings or linux.gid_mappings:
+        raise UnsupportedError("linux.uidMappings: user namespaces are not supported yet")
+    res = linux.resources
+    if res is not None:
+        extra = {k for k, v in _present(res).items() if k != "devices"}
+        if extra:
+            raise UnsupportedError(
+                f"linux.resources.{sorted(extra)[0]}: cgroup resource limits are not "
+                "supported yet")
+        for rule in res.devices or ():
+            if rule.allow:
+                raise UnsupportedError(
+                    "linux.resources.devices: allow rules need the cgroup device "
+                    "controller, not supported yet")
+
+
+def _present(res: object) -> dict[str, object]:
+    d = res.to_dict() if hasattr(res, "to_dict") else dict(vars(res))  # type: ignore[attr-defined]
+    return {k: v for k, v in d.items() if v not in (None, [], {}, "") and k != "extra"}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.capitalize() for p in rest)
+
+
+def build(spec: oci.Spec, *, rootfs: str, bundle: str, sync_fd: int, fifo_fd: int,
+          stdio: tuple[int, int, int], placed_in_cgroup: bool = True) -> Plan:
+    """The whole child side as a list of steps. ``rootfs`` is the absolute host path."""
+    check_supported(spec)
+    assert spec.process is not None and spec.root is not None
+    proc = spec.process
+    linux = spec.linux or oci.Linux()
+    ns_types = {ns.type: ns for ns in linux.namespaces}
+
+    flags = 0
+    for t, ns in ns_types.items():
+        if not ns.path and t != "cgroup":        # cgroup ns: unshared once inside the cgroup
+            flags |= NAMESPACE_FLAGS[t]
+    plan = Plan(clone_flags=flags)
+    add = plan.add
+
+    add("reset signals", s.reset_signals)
+    add("stdio", child.dup_stdio, stdio)
+    if not placed_in_cgroup:
+        add("wait for cgroup", child.wait_parent, sync_fd)
+    for t in JOINABLE:
+        ns = ns_types.get(t)
+        if ns is not None and ns.path:
+            try:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                plan.close()
+                raise SpecError(f"config.json: linux.namespaces: {t} path {ns.path}: "
+                                f"{e.strerror}") from None
+            plan.join_fds.append(fd)
+            add("setns", s.setns, fd, NAMESPACE_FLAGS[t], detail=f"{t} {ns.path}")
+    # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
+    add("fds", s.close_fds_except, tuple(sorted({sync_fd, fifo_fd, *plan.join_fds})))
+    cg = ns_types.get("cgroup")
+    if cg is not None and not cg.path:
+        add("unshare", s.unshare, s.CLONE_NEWCGROUP, detail="cgroup namespace")
+    if proc.oom_score_adj is not None:
+        add("oomScoreAdj", child.write_file, b"/proc/self/oom_score_adj",
+            str(proc.oom_score_adj).encode(), detail=str(proc.oom_score_adj))
+
+    if "uts" in ns_types and not ns_types["uts"].path:
+        if spec.hostname:
+            add("sethostname", s.sethostname, spec.hostname.encode(), detail=spec.hostname)
+        if spec.domainname:
+            add("setdomainname", s.setdomainname, spec.domainname.encode(),
+                detail=spec.domainname)
+    elif spec.hostname or spec.domainname:
+        raise SpecError("config.json: hostname: needs a new uts namespace")
+    if "network" in ns_types and not ns_types["network"].path:
+        add("loopback", s.loopback_up, detail="lo up")
+
+    if "mount" not in ns_types:
+        raise UnsupportedError("linux.namespaces: a container without a mount namespace is "
+                               "not supported")
+    _rootfs_steps(plan, spec, linux, rootfs, bundle)
+    _process_steps(plan, spec, proc)
+
+    plan.add("fds", s.close_range, 3, s.FD_MAX, s.CLOSE_RANGE_CLOEXEC)
+    env = {}
+    for i, e in enumerate(proc.env):
+        key, eq, value = e.partition("=")
+        if not eq or not key:
+            raise SpecError(f"config.json: process.env[{i}]: {e!r} is not KEY=VALUE")
+        env[key.encode()] = value.encode()
+    plan.add("exec", child.find_executable, _candidates(proc.args[0], proc.env), plan.found,
+             detail=repr(proc.args[0]))
+    plan.add("created", child.report_created_and_wait, sync_fd, fifo_fd)
+    umask = proc.user.umask if proc.user.umask is not None else 0o022
+    plan.add("exec", child.execve, plan.found, [a.encode() for a in proc.args], env, umask,
+             detail=repr(proc.args[0]))
+    return plan
+
+
+def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
+                  bundle: str) -> None:
+    add = plan.add
+    broot = rootfs.encode()
+    prop = linux.rootfs_propagation or "rslave"
+    if prop not in PROPAGATION:
+        raise SpecError(f"config.json: linux.rootfsPropagation: unknown value {prop!r}")
+    if PROPAGATION[prop] & s.MS_SHARED:
+        raise UnsupportedError("linux.rootfsPropagation: shared is not supported yet")
+    add("rootfs propagation", s.mount, None, b"/", None, PROPAGATION[prop], detail=prop)
+    add("rootfs bind", s.mount, broot, broot, None, s.MS_BIND | s.MS_REC, detail=rootfs)
+
+    dev_is_tmpfs = False
+    for i, m in enumerate(spec.mounts):
+        field = f"mounts[{i}]"
+        if not m.destination:
+            raise SpecError(f"config.json: {field}.destination: required")
+        if m.uid_mappings or m.gid_mappings:
+            raise UnsupportedError(f"{field}: idmapped mounts are not supported yet")
+        dest = m.destination if m.destination.startswith("/") else "/" + m.destination
+        target = secure_join(rootfs, dest)
+        btarget = target.encode()
+        opts = parse_mount_options(m.options or [], field)
+        fstype = m.type or ("bind" if opts.is_bind else "")
+        if os.path.normpath(dest) == "/dev" and fstype == "tmpfs":
+            dev_is_tmpfs = True
+        if opts.is_bind or fstype == "bind":
+            source = m.source or ""
+            if not source.startswith("/"):
+                source = os.path.join(bundle, source)  # relative to the bundle
+            if not os.path.exists(source):
+                raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
+            if os.path.isdir(source):
+                add("mkdir", child.mkdirs, btarget, detail=dest)
+            else:
+                add("mkfile", child.make_file, btarget, detail=dest)
+            base = s.MS_BIND | (opts.flags & s.MS_REC)
+            remount = opts.flags & ~(s.MS_BIND | s.MS_REC)
+            add("mount", child.mount_bind, source.encode(), btarget, base, remount,
+                opts.propagation, detail=f"{source} on {dest}")
+            continue
+        if fstype == "cgroup":
+            fstype = "cgroup2"          # this runtime manages cgroup v2 only
+        if not fstype:
+            raise SpecError(f"config.json: {field}.type: required for a non-bind mount")
+        add("mkdir", child.mkdirs, btarget, detail=dest)
+        add("mount", child.mount_fs, (m.source or fstype).encode(), btarget, fstype.encode(),
+            opts.flags, opts.data.encode() or None, opts.propagation,
+            detail=f"{fstype} on {dest}")
+
+    devdir = os.path.join(rootfs, "dev").encode()
+    if dev_is_tmpfs:
+        for name, major, minor in DEFAULT_DEVICES:
+            add("mknod", child.make_device, devdir + b"/" + name.encode(),
+                0o020666, os.makedev(major, minor), 0, 0, detail=f"/dev/{name}")
+        for target, name in DEV_SYMLINKS:
+            add("symlink", child.symlink, target, devdir + b"/" + name,
+                detail=f"/dev/{name.decode()}")
+        if any(os.path.normpath(m.destination) == "/dev/pts" for m in spec.mounts):
+            add("symlink", child.symlink, b"pts/ptmx", devdir + b"/ptmx", detail="/dev/ptmx")
+    for i, d in enumerate(linux.devices):
+        field = f"linux.devices[{i}]"
+        if not os.path.normpath(d.path).startswith("/dev/"):
+            raise SpecError(f"config.json: {field}.path: {d.path!r} is not under /dev")
+        kind = DEVICE_TYPES.get(d.type)
+        if kind is None:
+            raise SpecError(f"config.json: {field}.type: unknown device type {d.type!r}")
+        mode = kind | ((d.file_mode if d.file_mode is not None else 0o666) & 0o7777)
+        host = secure_join(rootfs, d.path).encode()
+        add("mkdir", child.mkdirs, os.path.dirname(host), detail=os.path.dirname(d.path))
+        add("mknod", child.make_device, host, mode, os.makedev(d.major or 0, d.minor or 0),
+            d.uid or 0, d.gid or 0, detail=d.path)
+
+    add("pivot_root", child.pivot, broot, detail=rootfs)
+    for p in linux.masked_paths:
+        add("maskedPaths", child.mask_path, p.encode(), detail=p)
+    for p in linux.readonly_paths:
+        add("readonlyPaths", child.remount_readonly, p.encode(), True, detail=p)
+    if spec.root is not None and spec.root.readonly:
+        add("root.readonly", child.remount_readonly, b"/", False, detail="/")
+
+
+def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
+    add = plan.add
+    cwd = proc.cwd or "/"
+    if not cwd.startswith("/"):
+        raise SpecError(f"config.json: process.cwd: {cwd!r} must be an absolute path")
+    add("cwd", os.chdir, cwd.encode(), detail=cwd)
+
+    limits = []
+    for i, rl in enumerate(proc.rlimits):
+        num = RLIMITS.get(rl.type)
+        if num is None:
+            raise SpecError(f"config.json: process.rlimits[{i}].type: unknown {rl.type!r}")
+        if rl.soft > rl.hard:
+            raise SpecError(f"config.json: process.rlimits[{i}]: soft {rl.soft} above hard "
+                            f"{rl.hard}")
+        limits.append((num, rl.soft, rl.hard))
+    if limits:
+        add("rlimits", child.set_rlimits, tuple(limits), resource.setrlimit)
+
+    c = proc.capabilities
+    all_caps = (1 << (caps.last_cap() + 1)) - 1
+    if c is not None:
+        bounding = caps.mask(c.bounding, "process.capabilities.bounding") \
+            if c.bounding is not None else all_caps
+        eff = caps.mask(c.effective, "process.capabilities.effective")
+        perm = caps.mask(c.permitted, "process.capabilities.permitted")
+        inh = caps.mask(c.inheritable, "process.capabilities.inheritable")
+        amb = caps.mask(c.ambient, "process.capabilities.ambient")
+        drop = tuple(caps.numbers(all_caps & ~bounding))
+    else:  # no capabilities object: the process keeps none (as runc)
+        eff = perm = inh = amb = 0
+        drop = tuple(caps.numbers(all_caps))
+    if drop:
+        add("capabilities", prctl.capbset.drop, *drop, detail="bounding")
+
+    u = proc.user
+    if u.uid or u.gid or u.additional_gids:
+        add("user", child.set_user, u.uid, u.gid, list(u.additional_gids),
+            (lambda: prctl.set_keepcaps(True)) if u.uid else None,
+            detail=f"{u.uid}:{u.gid}")
+    else:
+        add("user", s.setgroups, [], detail="0:0")
+    add("capabilities", child.set_caps, eff, perm, inh, tuple(caps.numbers(amb)),
+        detail="effective/permitted/inheritable/ambient")
+    if proc.no_new_privileges:
+        add("noNewPrivileges", prctl.set_no_new_privs, 1)
+
+
+def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:
+    """Where execvp would look for ``arg0``, with the container's own PATH."""
+    if "/" in arg0:
+        return (arg0.encode(),)
+    path = DEFAULT_PATH
+    for e in env:
+        if e.startswith("PATH="):
+            path = e[5:]
+    return tuple(os.path.join(d or ".", arg0).encode() for d in path.split(":"))

@@ -1,0 +1,172 @@
+"""On-disk state of one container: ``<root>/<id>/state.json`` + ``config.json``.
+
+Writes are atomic (temp file, fsync, rename). A ``flock`` on the state directory
+serialises processes acting on the same id. The JSON is the OCI state document
+(ociVersion, id, status, pid, bundle, annotations) plus containerkit's own keys
+(start time of the init, created time, rootfs, cgroup, graph) that a later process
+needs to find and check what it acts on.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ConfigError, ContainerExists, ContainerkitError, ContainerNotFound
+
+OCI_VERSION = "1.3.0"
+DEFAULT_ROOT = "/run/containerkit"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_id(container_id: str) -> str:
+    """Refuse ids that could escape the state root or confuse clients (runc's rule)."""
+    if not container_id or len(container_id) > 1024 or not _ID_RE.match(container_id) \
+            or container_id in (".", ".."):
+        raise ConfigError(f"invalid container id {container_id!r}: use letters, digits and _.+-")
+    return container_id
+
+
+@dataclass
+class State:
+    id: str
+    bundle: str
+    status: str = "creating"
+    pid: int = 0
+    start_time: int = 0          # field 22 of /proc/<pid>/stat: guards against pid reuse
+    created: str = ""
+    rootfs: str = ""
+    cgroup: str = ""             # absolute path of the container's cgroup v2 directory
+    graph: dict[str, Any] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    oci_version: str = OCI_VERSION
+
+    def to_oci(self, status: str | None = None) -> dict[str, Any]:
+        """The OCI state document (what `state` prints and hooks read on stdin)."""
+        doc: dict[str, Any] = {
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "status": status or self.status,
+            "bundle": self.bundle,
+        }
+        if (status or self.status) in ("created", "running", "paused"):
+            doc["pid"] = self.pid
+        if self.annotations:
+            doc["annotations"] = self.annotations
+        return doc
+
+
+class StateDir:
+    """The directory that holds one container's state, and its lock."""
+
+    def __init__(self, root: str, container_id: str) -> None:
+        self.root = root
+        self.id = check_id(container_id)
+        self.path = os.path.join(root, container_id)
+        self._lock_fd = -1
+
+    # -- existence -------------------------------------------------------------------
+    def make(self) -> None:
+        """Create the directory exclusively: a second create of the same id fails here."""
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.path, 0o711)
+        except FileExistsError:
+            raise ContainerExists(f"container {self.id!r} already exists") from None
+
+    def exists(self) -> bool:
+        return os.path.isfile(os.path.join(self.path, "state.json"))
+
+    def remove(self) -> None:
+        try:
+            for name in os.listdir(self.path):
+                os.unlink(os.path.join(self.path, name))
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+
+    # -- locking ---------------------------------------------------------------------
+    def lock(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {self.id!r} does not exist") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+        if os.fstat(fd).st_nlink == 0:            # deleted while we waited
+            self.unlock()
+            raise ContainerNotFound(f"container {self.id!r} does not exist")
+
+    def unlock(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> StateDir:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+    # -- files -----------------------------------------------------------------------
+    def write_file(self, name: str, data: bytes) -> None:
+        write_atomic(os.path.join(self.path, name), data)
+
+    def save(self, state: State) -> None:
+        self.write_file("state.json", json.dumps(asdict(state), separators=(",", ":")).encode())
+
+    def load(self) -> State:
+        path = os.path.join(self.path, "state.json")
+        try:
+            with open(path, "rb") as f:
+                raw = json.loads(f.read())
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {self.id!r} does not exist") from None
+        except (OSError, ValueError) as e:
+            raise ContainerkitError(f"{path}: unreadable state: {e}") from None
+        return State(**raw)
+
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.path, "exec.fifo")
+
+    @property
+    def spec_path(self) -> str:
+        return os.path.join(self.path, "config.json")
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Temp file in the same directory, fsync, rename: readers see old or new, never half."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root)
+                      if os.path.isfile(os.path.join(root, n, "state.json")))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        if e.errno == errno.EACCES:
+            raise ContainerkitError(f"{root}: permission denied") from None
+        raise
