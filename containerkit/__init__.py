@@ -23,7 +23,12 @@ _WHERE = {
     "NativeDriver": "native.driver",
     "Process": "process",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BindGraphDriver", "Bundle", "ConfigError", "Container", "ContainerConfig",
+    "ContainerExists", "ContainerNotFound", "ContainerkitError", "ExecutionDriver",
+    "GraphDriver", "InvalidState", "Mount", "NativeDriver", "OverlayGraphDriver", "Process",
+    "SetupError", "SpecError", "UnsupportedError", "load_container", "new_container",
+]
 
 
 def __getattr__(name: str) -> Any:
