@@ -28,6 +28,7 @@ def make_rootfs(dest: str) -> str:
     busybox = find_busybox()
     for d in DIRS:
         os.makedirs(os.path.join(dest, d), exist_ok=True)
+    os.chmod(dest, 0o755)                      # "/" must be searchable by every user
     os.chmod(os.path.join(dest, "tmp"), 0o1777)
     target = os.path.join(dest, "bin", "busybox")
     shutil.copy2(busybox, target)

@@ -78,8 +78,9 @@ class Container:
 
     @property
     def pid(self) -> int:
-        """Host pid of the init, or -1 before create / after it is gone."""
-        return self.init.pid if self.init is not None and self.init.alive() else -1
+        """Host pid of the init (as the seed's Pid), -1 when there is none (before create,
+        or loaded after the init was gone)."""
+        return self.init.pid if self.init is not None else -1
 
     # -- state ---------------------------------------------------------------------
     @property

@@ -1,0 +1,99 @@
+"""Shared fixtures: a busybox rootfs built once, bundles per test, a private state root,
+and a check that every test leaves nothing behind (state, cgroups, mounts, children)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+CGROUP_PARENT = "/sys/fs/cgroup/unified/containerkit"
+
+
+def needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A busybox root filesystem shared (read-only) by all tests."""
+    needs_root()
+    from containerkit.busybox import make_rootfs
+
+    return make_rootfs(str(tmp_path_factory.mktemp("ck-test-rootfs")))
+
+
+@pytest.fixture
+def state_root(tmp_path: Any) -> Iterator[str]:
+    root = str(tmp_path / "state")
+    os.makedirs(root)
+    yield root
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Any, rootfs: str) -> Callable[..., str]:
+    """make_bundle(args, edit=fn(config_dict)) -> bundle dir using the shared rootfs."""
+    from containerkit import spec as oci
+
+    counter = [0]
+
+    def make(args: list[str], edit: Callable[[dict[str, Any]], None] | None = None) -> str:
+        counter[0] += 1
+        bundle = tmp_path / f"bundle{counter[0]}"
+        bundle.mkdir()
+        config = oci.default_spec(cgroupns=False).to_dict()
+        config["root"]["path"] = rootfs
+        config["process"]["args"] = args
+        if edit is not None:
+            edit(config)
+        (bundle / "config.json").write_text(json.dumps(config))
+        return str(bundle)
+
+    return make
+
+
+def _snapshot() -> dict[str, Any]:
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line for line in f if "containerkit" in line or "ck-test" in line]
+    cgroups = sorted(os.listdir(CGROUP_PARENT)) if os.path.isdir(CGROUP_PARENT) else []
+    cgroups = [c for c in cgroups if not c.startswith("cgroup.")]
+    return {"mounts": mounts, "cgroups": cgroups, "children": _children()}
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    kids = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if data[data.rindex(b")") + 2:].split()[1].decode() == me:
+                kids.append(int(pid))
+    return kids
+
+
+@pytest.fixture
+def leak_check(state_root: str) -> Iterator[Callable[[], None]]:
+    """Fails the test if it left state, a cgroup, a mount or a child process behind."""
+    before = _snapshot()
+
+    def check() -> None:
+        after = _snapshot()
+        assert after == before, f"left behind: {after} (before: {before})"
+        assert os.listdir(state_root) == [], f"state left: {os.listdir(state_root)}"
+
+    yield check
+    check()
+
+
+def copy_rootfs(src: str, dest: str) -> str:
+    shutil.copytree(src, dest, symlinks=True)
+    return dest

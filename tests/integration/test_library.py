@@ -1,0 +1,434 @@
+"""The library end to end: real containers, checked from inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from containerkit import (
+    BindGraphDriver,
+    Bundle,
+    ContainerExists,
+    ContainerNotFound,
+    InvalidState,
+    NativeDriver,
+    OverlayGraphDriver,
+    SetupError,
+    SpecError,
+    UnsupportedError,
+    load_container,
+    new_container,
+)
+
+pytestmark = pytest.mark.usefixtures("leak_check")
+
+
+def run(bundle: str, root: str, cid: str = "t1", stdin: int | None = None) -> tuple[int, str]:
+    """Create, start, wait and delete; returns (status, what the container printed)."""
+    config = Bundle(bundle, id=cid, root=root)
+    out = os.path.join(bundle, f"{cid}.out")
+    with open(out, "w+b") as f:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.stdout = f
+            c.stderr = f
+            if stdin is not None:
+                c.stdin = stdin
+            c.create()
+            c.start()
+            status = c.wait(timeout=30)
+        f.seek(0)
+        return status or 0, f.read().decode()
+
+
+def sh(script: str) -> list[str]:
+    return ["/bin/sh", "-c", textwrap.dedent(script)]
+
+
+def test_readme_shape_runs(make_bundle: Callable[..., str], state_root: str) -> None:
+    bundle = make_bundle(["/bin/true"])
+    config = Bundle(bundle, id="demo", root=state_root)
+    graph = BindGraphDriver(config.rootfs())
+    with new_container(config, graph, NativeDriver()) as c:
+        c.create()
+        assert c.status == "created"
+        c.start()
+        assert c.wait() == 0
+        assert c.status == "stopped"
+    assert not os.path.exists(os.path.join(state_root, "demo"))
+
+
+def test_pid_one_hostname_uid_cwd_env(make_bundle: Callable[..., str], state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["hostname"] = "ck-host"
+        cfg["process"]["cwd"] = "/tmp"
+        cfg["process"]["env"].append("GREETING=hi there")
+        cfg["process"]["user"] = {"uid": 65534, "gid": 65534, "additionalGids": [5]}
+
+    bundle = make_bundle(sh("""
+        echo pid=$$
+        echo host=$(hostname)
+        echo cwd=$(pwd)
+        echo env=$GREETING
+        echo ids=$(id -u):$(id -g):$(id -G)
+        grep -E '^(NoNewPrivs|CapEff|CapBnd|CapPrm)' /proc/self/status
+        """), edit)
+    status, out = run(bundle, state_root)
+    assert status == 0, out
+    assert "pid=1\n" in out
+    assert "host=ck-host\n" in out
+    assert "cwd=/tmp\n" in out
+    assert "env=hi there\n" in out
+    assert "ids=65534:65534:65534 5\n" in out
+    assert "NoNewPrivs:\t1" in out
+    # non-root user: no effective caps, bounding set from the spec (AUDIT_WRITE, KILL,
+    # NET_BIND_SERVICE = bits 29, 5, 10)
+    assert "CapEff:\t0000000000000000" in out
+    assert "CapBnd:\t0000000020000420" in out
+
+
+def test_root_capabilities_are_the_spec_sets(make_bundle: Callable[..., str],
+                                             state_root: str) -> None:
+    bundle = make_bundle(sh("""
+        grep -E '^Cap(Eff|Bnd|Prm)' /proc/self/status
+        mknod /tmp/x c 1 3 2>&1 || echo mknod-refused
+        """))
+    status, out = run(bundle, state_root)
+    assert "CapEff:\t0000000020000420" in out
+    assert "CapBnd:\t0000000020000420" in out
+    assert "mknod-refused" in out
+
+
+def test_mounts_devices_and_readonly_root(make_bundle: Callable[..., str],
+                                          state_root: str) -> None:
+    bundle = make_bundle(sh("""
+        cat /proc/self/mountinfo | awk '{print $5, $6}'
+        ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty
+        for f in /dev/fd /dev/stdin /dev/ptmx; do readlink $f; done
+        head -c 4 /dev/zero | od -An -tx1
+        touch /newfile 2>/dev/null && echo root-writable || echo root-readonly
+        echo x > /proc/sys/kernel/hostname 2>/dev/null && echo procsys-writable || echo procsys-ro
+        cat /proc/kcore 2>/dev/null | head -c1 | wc -c
+        ls /proc/acpi | wc -l
+        """))
+    status, out = run(bundle, state_root)
+    assert status == 0, out
+    lines = out.splitlines()
+    for mnt in ("/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"):
+        assert any(line.split()[0] == mnt for line in lines if " " in line), (mnt, out)
+    assert "/ ro," in out
+    for dev in ("null", "zero", "full", "random", "urandom", "tty"):
+        assert any(line.startswith("crw-rw-rw-") and line.endswith(f"/dev/{dev}")
+                   for line in lines), (dev, out)
+    assert "/proc/self/fd\n/proc/self/fd/0\npts/ptmx\n" in out
+    assert " 00 00 00 00" in out
+    assert "root-readonly" in out
+    assert "procsys-ro" in out
+    assert lines[-2:] == ["0", "0"]     # /proc/kcore masked by /dev/null, /proc/acpi empty
+
+
+def test_namespaces_are_new(make_bundle: Callable[..., str], state_root: str) -> None:
+    bundle = make_bundle(sh("""
+        for ns in pid mnt uts ipc net; do echo $ns=$(readlink /proc/self/ns/$ns); done
+        ip -o link show 2>/dev/null | awk '{print $2, $9}' || cat /sys/class/net/lo/operstate
+        cat /sys/class/net/lo/flags
+        ls /sys/class/net
+        cat /proc/self/cgroup
+        """))
+    status, out = run(bundle, state_root)
+    assert status == 0, out
+    for ns in ("pid", "mnt", "uts", "ipc", "net"):
+        mine = os.readlink(f"/proc/self/ns/{ns}")
+        assert f"{ns}={mine}" not in out
+    assert "lo\n" in out and "eth0" not in out
+    flags = int([line for line in out.splitlines() if line.startswith("0x")][0], 16)
+    assert flags & 1, "lo is up"
+    assert "0::/containerkit/t1" in out
+
+
+def test_cgroup_namespace_root_is_the_container_cgroup(make_bundle: Callable[..., str],
+                                                       state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+
+    status, out = run(make_bundle(["cat", "/proc/self/cgroup"], edit), state_root)
+    assert status == 0
+    assert "0::/\n" in out
+
+
+@pytest.mark.parametrize("script,expected", [
+    ("exit 0", 0), ("exit 3", 3), ("exit 255", 255), ("kill -TERM $$", 0),
+])
+def test_exit_codes(make_bundle: Callable[..., str], state_root: str, script: str,
+                    expected: int) -> None:
+    # pid 1 ignores signals it has no handler for, even from itself: "kill" just returns
+    status, _ = run(make_bundle(sh(script)), state_root)
+    assert status == expected
+
+
+def test_stdin_is_passed(make_bundle: Callable[..., str], state_root: str) -> None:
+    r, w = os.pipe()
+    os.write(w, b"from the host\n")
+    os.close(w)
+    try:
+        status, out = run(make_bundle(["cat"]), state_root, stdin=r)
+    finally:
+        os.close(r)
+    assert status == 0
+    assert out == "from the host\n"
+
+
+def test_no_host_fd_crosses_over(make_bundle: Callable[..., str], state_root: str) -> None:
+    leaked = os.open("/etc/hostname", os.O_RDONLY)   # inheritable-by-default would leak
+    os.set_inheritable(leaked, True)
+    try:
+        status, out = run(make_bundle(sh("ls /proc/self/fd")), state_root)
+    finally:
+        os.close(leaked)
+    assert status == 0
+    assert sorted(out.split()) == ["0", "1", "2", "3"]   # 3 is ls's own directory fd
+
+
+def test_signal_and_status(make_bundle: Callable[..., str], state_root: str) -> None:
+    bundle = make_bundle(sh("trap 'exit 7' TERM; while :; do sleep 0.05; done"))
+    config = Bundle(bundle, id="sig", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        assert c.status == "created"
+        assert c.state()["pid"] == c.pid > 0
+        c.start()
+        assert c.status == "running"
+        with pytest.raises(InvalidState, match="running"):
+            c.delete()
+        with pytest.raises(InvalidState, match="running, not created"):
+            c.start()
+        c.signal(signal.SIGTERM)
+        assert c.wait(timeout=10) == 7
+        assert c.status == "stopped"
+
+
+def test_delete_force_kills_running(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["sleep", "1000"]), id="force", root=state_root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    c.create()
+    c.start()
+    pid = c.pid
+    c.delete(force=True)
+    assert not os.path.exists(f"/proc/{pid}/stat") or "Z" not in open(f"/proc/{pid}/stat").read()
+
+
+def test_delete_of_created_container(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["true"]), id="created", root=state_root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    c.create()
+    c.delete()
+
+
+HELPER = """
+import sys
+from types import SimpleNamespace
+from containerkit import NativeDriver, load_container
+c = load_container(SimpleNamespace(id=sys.argv[2], root=sys.argv[1]), NativeDriver())
+print(c.status, c.pid, flush=True)
+getattr(c, sys.argv[3])()
+print(c.status, flush=True)
+"""
+
+
+def test_create_and_start_from_two_processes(make_bundle: Callable[..., str],
+                                             state_root: str, tmp_path: Any) -> None:
+    marker = tmp_path / "started"
+    bundle = make_bundle(sh("echo started > /out/started"), lambda cfg: cfg["mounts"].append(
+        {"destination": "/out", "type": "bind", "source": str(tmp_path), "options": ["rbind"]}))
+    config = Bundle(bundle, id="twoproc", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        pid = c.pid
+        out = subprocess.run([sys.executable, "-c", HELPER, state_root, "twoproc", "start"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        first, second = out.stdout.splitlines()
+        assert first == f"created {pid}"
+        assert second in ("running", "stopped")
+        assert c.wait(timeout=10) == 0
+        assert marker.read_text() == "started\n"
+
+
+def test_load_container_from_another_process(make_bundle: Callable[..., str],
+                                             state_root: str) -> None:
+    config = Bundle(make_bundle(["sleep", "1000"]), id="loaded", root=state_root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    c.create()
+    c.start()
+    out = subprocess.run([sys.executable, "-c", HELPER, state_root, "loaded", "delete"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "running" in out.stderr      # refused without force
+    script = HELPER.replace("getattr(c, sys.argv[3])()", "c.delete(force=True)")
+    out = subprocess.run([sys.executable, "-c", script, state_root, "loaded", "x"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == f"running {c.pid}"
+    assert c.wait(timeout=10) == 128 + signal.SIGKILL
+    assert not os.path.exists(os.path.join(state_root, "loaded"))
+
+
+def test_recycled_pid_is_not_the_container(make_bundle: Callable[..., str],
+                                           state_root: str) -> None:
+    config = Bundle(make_bundle(["true"]), id="recycled", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        path = os.path.join(state_root, "recycled", "state.json")
+        state = json.load(open(path))
+        state["start_time"] += 1            # as if the pid now belonged to another process
+        with open(path, "w") as f:
+            json.dump(state, f)
+        other = load_container(config, NativeDriver())
+        assert other.status == "stopped"
+        assert other.init is None
+
+
+def test_overlay_driver_isolates_containers(rootfs: str, make_bundle: Callable[..., str],
+                                            state_root: str, tmp_path: Any) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["root"]["readonly"] = False
+
+    bundle = make_bundle(sh("echo $0 > /mine; cat /mine; ls /theirs 2>&1 | head -1"), edit)
+    graph = OverlayGraphDriver([rootfs], root=str(tmp_path / "ck-test-overlay"))
+    outputs = []
+    for cid in ("ova", "ovb"):
+        config = Bundle(bundle, id=cid, root=state_root)
+        cfg = json.load(open(os.path.join(bundle, "config.json")))
+        cfg["process"]["args"] = ["/bin/sh", "-c", "echo $0 > /mine; cat /mine; ls /ova-was-here "
+                                  "2>/dev/null || echo clean; touch /ova-was-here", cid]
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        with open(tmp_path / f"{cid}.out", "w+") as out:
+            with new_container(config, graph, NativeDriver()) as c:
+                c.stdout = out
+                c.create()
+                c.start()
+                assert c.wait(timeout=30) == 0
+            out.seek(0)
+            outputs.append(out.read())
+    assert outputs == ["ova\nclean\n", "ovb\nclean\n"]
+    assert not os.path.exists(os.path.join(rootfs, "mine"))          # lower layer untouched
+    assert not os.listdir(tmp_path / "ck-test-overlay")             # upper dirs removed
+
+
+# -- bad input: a clear error and nothing left behind ---------------------------------
+
+def test_missing_executable(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["/no/such/program"]), id="noexec", root=state_root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    with pytest.raises(SetupError, match="'/no/such/program': No such file or directory"):
+        c.create()
+    c.delete()
+
+
+def test_missing_executable_in_path(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["nosuchprogram"]), id="noexec2", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        with pytest.raises(SetupError, match="nosuchprogram"):
+            c.create()
+
+
+def test_not_executable(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["/etc/passwd"]), id="noperm", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        with pytest.raises(SetupError, match="Permission denied"):
+            c.create()
+
+
+def test_duplicate_id(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["true"]), id="dup", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()):
+        with pytest.raises(ContainerExists, match="'dup' already exists"):
+            new_container(config, config.graph_driver(), NativeDriver())
+
+
+@pytest.mark.parametrize("cid", ["a/b", "..", "../x", "", "-x"])
+def test_bad_ids(make_bundle: Callable[..., str], state_root: str, cid: str) -> None:
+    from containerkit import ConfigError
+    with pytest.raises(ConfigError, match="invalid container id"):
+        Bundle(make_bundle(["true"]), id=cid, root=state_root)
+
+
+def test_unknown_id(state_root: str) -> None:
+    from types import SimpleNamespace
+    with pytest.raises(ContainerNotFound, match="'ghost' does not exist"):
+        load_container(SimpleNamespace(id="ghost", root=state_root), NativeDriver())
+
+
+def test_missing_bundle_and_config(tmp_path: Any, state_root: str) -> None:
+    from containerkit import ConfigError
+    with pytest.raises(ConfigError, match="no such directory"):
+        Bundle(tmp_path / "nope", id="x", root=state_root).rootfs()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpecError, match="config.json"):
+        Bundle(tmp_path / "empty", id="x", root=state_root).rootfs()
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: c["linux"]["resources"].update(memory={"limit": 1 << 20}),
+     "linux.resources.memory"),
+    (lambda c: c["process"].update(terminal=True), "process.terminal"),
+    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "user namespaces"),
+    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_BOGUS"), "CAP_BOGUS"),
+    (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}),
+     "RLIMIT_BOGUS"),
+    (lambda c: c["linux"].update(devices=[{"path": "/etc/x", "type": "c", "major": 1,
+                                          "minor": 3}]), "not under /dev"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "bind",
+                                   "source": "/no/such/dir"}), "mounts"),
+    (lambda c: c.update(hooks={"prestart": [{"path": "/bin/true"}]}), "hooks"),
+])
+def test_refused_specs_leave_nothing(make_bundle: Callable[..., str], state_root: str,
+                                     edit: Callable[[dict[str, Any]], None], match: str) -> None:
+    from containerkit import ContainerkitError
+    config = Bundle(make_bundle(["true"], edit), id="refused", root=state_root)
+    with pytest.raises((UnsupportedError, SpecError, ContainerkitError), match=match) as info:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
+    assert "\n" not in str(info.value)
+
+
+def test_mount_failure_names_the_step(make_bundle: Callable[..., str], state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "x"})
+
+    config = Bundle(make_bundle(["true"], edit), id="badmount", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        with pytest.raises(SetupError, match=r"mount nosuchfs on /mnt: No such device"):
+            c.create()
+
+
+
+
+def _spec_bad_docs() -> list[str]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    for base in (os.path.join(here, "..", "..", "..", "shared"), "/work/shared"):
+        path = os.path.join(base, "oci-runtime-spec", "schema", "test", "config", "bad")
+        if os.path.isdir(path):
+            return sorted(os.path.join(path, n) for n in os.listdir(path))
+    return []
+
+
+@pytest.mark.parametrize("doc", _spec_bad_docs(), ids=os.path.basename)
+def test_spec_bad_documents_leave_nothing(doc: str, tmp_path: Any, state_root: str) -> None:
+    bundle = tmp_path / "bad"
+    bundle.mkdir()
+    (bundle / "rootfs").mkdir()
+    with open(doc, "rb") as f:
+        (bundle / "config.json").write_bytes(f.read())
+    config = Bundle(bundle, id="bad", root=state_root)
+    with pytest.raises(SpecError) as info:
+        new_container(config, BindGraphDriver(bundle / "rootfs"), NativeDriver())
+    assert "config.json" in str(info.value) and "\n" not in str(info.value)
