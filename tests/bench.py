@@ -1,0 +1,315 @@
+"""Container start-to-exit latency: containerkit (library and CLI) beside runc, crun and
+the kernel floor (``unshare -fpmuin true``).
+
+    .venv/bin/python tests/bench.py [-n N] [--json FILE]      (as root)
+
+Each row runs ``/bin/true`` in a busybox bundle (the default runc-style config.json,
+root read-only). After warm-up runs, the rows are measured round-robin, one run of each
+per round, so that machine noise hits every row alike. A row whose tool is missing or
+fails is reported as unavailable instead of timed. The targets printed at the end are
+informational: the exit status is 0 whenever the benchmark itself ran.
+
+Not collected by pytest (no ``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from containerkit import BindGraphDriver, Bundle, Container, NativeDriver, new_container
+from containerkit.busybox import make_bundle
+
+WARMUP = 3
+TARGETS = (  # (row, reference row, at most this ratio)
+    ("library lifecycle", "runc run", 0.15),
+    ("library lifecycle", "kernel floor", 2.0),
+    ("containerkit run", "runc run", 1.0),
+)
+
+
+@dataclass
+class Row:
+    """One measured thing: ``run(i)`` does run number ``i`` and returns seconds."""
+
+    name: str
+    run: Callable[[int], float]
+    check: Callable[[], str | None] = lambda: None  # error text when unavailable
+    samples: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    def stats(self) -> dict[str, float] | None:
+        if self.error is not None or not self.samples:
+            return None
+        ms = sorted(s * 1000 for s in self.samples)
+        if len(ms) >= 2:
+            deciles = statistics.quantiles(ms, n=10, method="inclusive")
+            p10, p90 = deciles[0], deciles[-1]
+        else:
+            p10 = p90 = ms[0]
+        return {"median_ms": statistics.median(ms), "p10_ms": p10, "p90_ms": p90,
+                "mean_ms": statistics.fmean(ms), "min_ms": ms[0], "max_ms": ms[-1]}
+
+
+def first_line(text: str | bytes | None, default: str = "no error output") -> str:
+    """The first non-empty line; for a Python traceback the last one (the exception)."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return default
+    return lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
+
+
+def timed_command(argv: list[str]) -> Callable[[], float]:
+    """Wall time of fork + exec + wait, output discarded; a failure raises."""
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: exit status {proc.returncode}")
+        return elapsed
+
+    return run
+
+
+def probe(argv: list[str], timeout: float = 60.0) -> str | None:
+    """Run once with stderr captured: None when it worked, else the first error line."""
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=timeout)
+    except FileNotFoundError:
+        return f"{argv[0]}: not installed"
+    except subprocess.TimeoutExpired:
+        return f"{argv[0]}: no exit after {timeout:.0f}s"
+    if proc.returncode != 0:
+        return f"{first_line(proc.stderr)} (exit {proc.returncode})"
+    return None
+
+
+class Bench:
+    def __init__(self, workdir: str) -> None:
+        self.work = workdir
+        self.bundle = make_bundle(os.path.join(workdir, "bundle"), args=["/bin/true"])
+        self.rootfs = os.path.join(self.bundle, "rootfs")
+        self.roots = {k: os.path.join(workdir, f"state-{k}") for k in ("lib", "ck", "runc",
+                                                                          "crun")}
+        self.prefix = f"ckbench{os.getpid()}"
+        self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.cli = os.path.join(os.path.dirname(sys.executable), "containerkit")
+        self.live: list[Container] = []  # library containers not yet deleted
+
+    def cid(self, kind: str, i: int | str) -> str:
+        return f"{self.prefix}-{kind}-{i}"
+
+    # -- rows --------------------------------------------------------------------------
+    def library(self, i: int) -> float:
+        t0 = time.perf_counter()
+        c = new_container(Bundle(self.bundle, id=self.cid("lib", i), root=self.roots["lib"]),
+                          BindGraphDriver(self.rootfs), NativeDriver())
+        self.live.append(c)
+        c.stdin = c.stdout = c.stderr = self.devnull
+        c.create()
+        c.start()
+        rc = c.wait()
+        c.delete()
+        elapsed = time.perf_counter() - t0
+        self.live.remove(c)
+        if rc != 0:
+            raise RuntimeError(f"container exit status {rc}")
+        return elapsed
+
+    def rows(self) -> list[Row]:
+        def cmd(kind: str, make: Callable[[str], list[str]]) -> Row:
+            return Row(name="", run=lambda i: timed_command(make(self.cid(kind, i)))(),
+                       check=lambda: probe(make(self.cid(kind, "probe"))))
+
+        ck = cmd("ck", lambda cid: [self.cli, "--root", self.roots["ck"], "run", "-b",
+                                    self.bundle, cid])
+        ck.name = "containerkit run"
+        if not os.access(self.cli, os.X_OK):
+            ck.check = lambda: f"{self.cli}: no console script installed"
+        runc = cmd("runc", lambda cid: ["runc", "--root", self.roots["runc"], "run", "-b",
+                                        self.bundle, cid])
+        runc.name = "runc run"
+        crun = cmd("crun", lambda cid: ["crun", "--root", self.roots["crun"], "run", "-b",
+                                        self.bundle, cid])
+        crun.name = "crun run"
+        floor = Row(name="kernel floor", run=lambda i: timed_command(
+            ["unshare", "-fpmuin", "true"])(), check=lambda: probe(["unshare", "-fpmuin",
+                                                                     "true"]))
+        lib = Row(name="library lifecycle", run=self.library)
+        return [lib, ck, runc, crun, floor]
+
+    # -- cleanup -----------------------------------------------------------------------
+    def cleanup(self) -> None:
+        from containerkit import load_container
+
+        for c in list(self.live):
+            with contextlib.suppress(Exception):
+                c.delete(force=True)
+        root = self.roots["lib"]
+        for name in _listdir(root):
+            with contextlib.suppress(Exception):
+                load_container(Bundle(self.bundle, id=name, root=root),
+                               NativeDriver()).delete(force=True)
+        for name in _listdir(self.roots["ck"]):
+            if subprocess.run([self.cli, "--root", self.roots["ck"], "delete", "--force", name],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL).returncode != 0:
+                with contextlib.suppress(Exception):
+                    load_container(Bundle(self.bundle, id=name, root=self.roots["ck"]),
+                                   NativeDriver()).delete(force=True)
+        for tool in ("runc", "crun"):
+            if not _listdir(self.roots[tool]) or shutil.which(tool) is None:
+                continue
+            listed = subprocess.run([tool, "--root", self.roots[tool], "list", "-q"],
+                                    capture_output=True, text=True).stdout.split()
+            for name in listed:
+                subprocess.run([tool, "--root", self.roots[tool], "delete", "-f", name],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._remove_stray_cgroups()
+        os.close(self.devnull)
+
+    def _remove_stray_cgroups(self) -> None:
+        """containerkit cgroups of this run whose state directory was already gone."""
+        try:
+            from containerkit.cgroups import Cgroup
+            from containerkit.cgroups.v2 import cgroup2_mountpoint
+            parent = os.path.join(cgroup2_mountpoint(), "containerkit")
+        except Exception:
+            return
+        for name in _listdir(parent):
+            if name.startswith(self.prefix + "-"):
+                with contextlib.suppress(Exception):
+                    Cgroup(os.path.join(parent, name)).remove()
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def measure(rows: list[Row], n: int, warmup: int) -> None:
+    """Warm-up runs, then ``n`` rounds, one run of every available row per round; the
+    starting row rotates each round so no row always follows the same one."""
+    for row in rows:
+        row.error = row.check()
+    for i in range(warmup + n):
+        active = [r for r in rows if r.error is None]
+        if not active:
+            return
+        k = i % len(active)
+        for row in active[k:] + active[:k]:
+            try:
+                t = row.run(i)
+            except Exception as e:
+                row.error = f"failed in run {i}: {type(e).__name__}: {e}"
+                row.samples.clear()
+                continue
+            if i >= warmup:
+                row.samples.append(t)
+
+
+def report(rows: list[Row], n: int, warmup: int) -> dict[str, Any]:
+    stats = {r.name: r.stats() for r in rows}
+
+    def median(name: str) -> float | None:
+        s = stats.get(name)
+        return s["median_ms"] if s else None
+
+    refs = {"runc": median("runc run"), "floor": median("kernel floor")}
+    results: dict[str, Any] = {}
+    for r in rows:
+        s = stats[r.name]
+        entry: dict[str, Any] = {"available": s is not None, "error": r.error}
+        if s is not None:
+            entry.update(s)
+            for key, ref in refs.items():
+                entry[f"ratio_vs_{key}"] = s["median_ms"] / ref if ref else None
+            entry["samples_ms"] = [round(x * 1000, 4) for x in r.samples]
+        results[r.name] = entry
+
+    targets = []
+    for name, ref_name, limit in TARGETS:
+        a, b = median(name), median(ref_name)
+        ratio = a / b if a is not None and b else None
+        verdict = "n/a" if ratio is None else ("PASS" if ratio <= limit else "MISS")
+        targets.append({"row": name, "reference": ref_name, "limit": limit, "ratio": ratio,
+                        "verdict": verdict})
+
+    print(f"containerkit bench: /bin/true in a busybox bundle, N={n} after {warmup} warm-up "
+          f"runs, round-robin")
+    print(f"host: Linux {platform.release()}, {os.cpu_count()} CPUs, "
+          f"python {platform.python_version()}")
+    head = f"{'name':<18} {'median ms':>9} {'p10':>8} {'p90':>8} {'x runc':>7} {'x floor':>7}"
+    print(head)
+    print("-" * len(head))
+
+    def ratio(x: float | None) -> str:
+        return f"{x:7.3f}" if x is not None else f"{'-':>7}"
+
+    for r in rows:
+        e = results[r.name]
+        if not e["available"]:
+            print(f"{r.name:<18} unavailable: {r.error}")
+            continue
+        print(f"{r.name:<18} {e['median_ms']:9.2f} {e['p10_ms']:8.2f} {e['p90_ms']:8.2f} "
+              f"{ratio(e['ratio_vs_runc'])} {ratio(e['ratio_vs_floor'])}")
+    print("\ntargets (informational):")
+    for t in targets:
+        got = f"{t['ratio']:.3f}x" if t["ratio"] is not None else "unavailable"
+        print(f"  {t['verdict']:<4}  {t['row']} <= {t['limit']}x {t['reference']}: {got}")
+    return {"n": n, "warmup": warmup, "kernel": platform.release(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "results": results, "targets": targets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=30, help="measured runs per row (default 30)")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help=argparse.SUPPRESS)
+    parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("-n must be at least 1")
+    if os.geteuid() != 0:
+        print("bench.py: needs root (namespaces, mounts, cgroups)", file=sys.stderr)
+        return 2
+
+    work = tempfile.mkdtemp(prefix="ckbench-")
+    bench: Bench | None = None
+    try:
+        bench = Bench(work)
+        rows = bench.rows()
+        measure(rows, args.n, args.warmup)
+        doc = report(rows, args.n, args.warmup)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(doc, f, indent=2)
+                f.write("\n")
+    finally:
+        if bench is not None:
+            bench.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
