@@ -415,6 +415,7 @@ def test_mount_failure_names_the_step(make_bundle: Callable[..., str], state_roo
 def _spec_bad_docs() -> list[str]:
     here = os.path.dirname(os.path.abspath(__file__))
     for base in (os.path.join(here, "..", "..", "..", "shared"), "/work/shared"):
+        # shared/ lies beside the checkout (CI's clone and /work/main alike)
         path = os.path.join(base, "oci-runtime-spec", "schema", "test", "config", "bad")
         if os.path.isdir(path):
             return sorted(os.path.join(path, n) for n in os.listdir(path))

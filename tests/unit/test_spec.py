@@ -17,9 +17,19 @@ import pytest
 from containerkit import spec as oci
 from containerkit.errors import SpecError
 
-TESTDATA = Path(
-    os.environ.get("OCI_SPEC_TESTDATA", "/work/shared/oci-runtime-spec/schema/test/config")
-)
+def _testdata() -> Path:
+    """The spec's own documents: in shared/ beside the checkout (CI), or /work/shared."""
+    if "OCI_SPEC_TESTDATA" in os.environ:
+        return Path(os.environ["OCI_SPEC_TESTDATA"])
+    repo = Path(__file__).resolve().parents[2]
+    for shared in (repo.parent / "shared", Path("/work/shared")):
+        path = shared / "oci-runtime-spec" / "schema" / "test" / "config"
+        if path.is_dir():
+            return path
+    raise RuntimeError("oci-runtime-spec test documents not found beside the checkout")
+
+
+TESTDATA = _testdata()
 GOOD = sorted((TESTDATA / "good").glob("*.json"))
 BAD = sorted((TESTDATA / "bad").glob("*.json"))
 
