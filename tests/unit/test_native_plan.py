@@ -1,0 +1,123 @@
+"""The parent-side pieces of the native driver, without starting containers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from containerkit import spec as oci
+from containerkit import syscalls as s
+from containerkit.errors import ConfigError, SetupError, SpecError, UnsupportedError
+from containerkit.native import capabilities, sync
+from containerkit.native.mountopts import parse
+from containerkit.native.paths import secure_join
+from containerkit.native.plan import build
+from containerkit.state import State, StateDir, check_id, write_atomic
+
+
+def test_secure_join_stays_in_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.symlink("/etc", root / "abs")                 # absolute: restarts at the rootfs
+    os.symlink("../../../../..", root / "up")        # climbs: stops at the rootfs
+    os.symlink("loop2", root / "loop1")
+    os.symlink("loop1", root / "loop2")
+    r = str(root)
+    assert secure_join(r, "/abs/passwd") == f"{r}/etc/passwd"
+    assert secure_join(r, "/up/etc") == f"{r}/etc"
+    assert secure_join(r, "../../x") == f"{r}/x"
+    assert secure_join(r, "/new/dir") == f"{r}/new/dir"
+    with pytest.raises(ConfigError, match="too many levels"):
+        secure_join(r, "/loop1/x")
+
+
+def test_mount_options() -> None:
+    o = parse(["nosuid", "noexec", "nodev", "relatime", "ro", "mode=755", "size=65536k"], "m")
+    assert o.flags == s.MS_NOSUID | s.MS_NOEXEC | s.MS_NODEV | s.MS_RELATIME | s.MS_RDONLY
+    assert o.data == "mode=755,size=65536k"
+    assert parse(["rbind", "rprivate"], "m").propagation == s.MS_PRIVATE | s.MS_REC
+    assert parse(["ro", "rw"], "m").flags == 0
+    with pytest.raises(UnsupportedError, match=r"mounts\[2\]: mount option 'idmap'"):
+        parse(["idmap"], "mounts[2]")
+
+
+def test_capability_masks() -> None:
+    assert capabilities.mask(["CAP_KILL", "CAP_AUDIT_WRITE"], "f") == (1 << 5) | (1 << 29)
+    with pytest.raises(SpecError, match="unknown capability 'CAP_NOPE'"):
+        capabilities.mask(["CAP_NOPE"], "process.capabilities.bounding")
+    assert capabilities.numbers(0b1010) == [1, 3]
+
+
+def test_ids() -> None:
+    assert check_id("abc-1.2_3+x") == "abc-1.2_3+x"
+    for bad in ("", ".", "..", "a/b", "../a", "-a", "a b", "x" * 1025):
+        with pytest.raises(ConfigError):
+            check_id(bad)
+
+
+def test_state_dir_roundtrip_and_lock(tmp_path: Path) -> None:
+    sd = StateDir(str(tmp_path / "root"), "c1")
+    sd.make()
+    with pytest.raises(Exception, match="already exists"):
+        StateDir(str(tmp_path / "root"), "c1").make()
+    st = State(id="c1", bundle="/b", status="created", pid=42, start_time=7)
+    with sd:
+        sd.save(st)
+    assert sd.load() == st
+    assert st.to_oci()["pid"] == 42 and "pid" not in st.to_oci("stopped")
+    sd.remove()
+    assert not os.path.exists(sd.path)
+
+
+def test_write_atomic_leaves_no_temp(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    write_atomic(str(p), b"one")
+    write_atomic(str(p), b"two")
+    assert p.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_sync_error_message_names_step_and_path() -> None:
+    msg = sync.encode_error("mount", 2, "proc on /proc")
+    with pytest.raises(SetupError, match=r"container init: mount proc on /proc: No such file"):
+        sync.raise_if_error(msg)
+    sync.raise_if_error(sync.CREATED)
+
+
+def _plan_names(spec: oci.Spec, rootfs: str) -> list[str]:
+    plan = build(spec, rootfs=rootfs, bundle=rootfs, sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
+    plan.close()
+    return [step[0] for step in plan.steps]
+
+
+def test_plan_order_follows_runc(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=True)
+    assert spec.process is not None
+    spec.process.args = ["/bin/true"]
+    names = _plan_names(spec, str(tmp_path))
+    order = ["reset signals", "stdio", "fds", "unshare", "sethostname", "loopback",
+             "rootfs propagation", "rootfs bind", "mount", "mknod", "pivot_root",
+             "maskedPaths", "readonlyPaths", "root.readonly", "cwd", "rlimits",
+             "capabilities", "user", "noNewPrivileges", "exec", "created"]
+    positions = [names.index(n) for n in order]
+    assert positions == sorted(positions), names
+    assert names[-1] == "exec" and names[-2] == "created"
+
+
+def test_plan_clone_flags(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=True)
+    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), sync_fd=10, fifo_fd=11,
+                 stdio=(0, 1, 2))
+    # the cgroup namespace is unshared by the child once inside its cgroup, not at clone
+    assert plan.clone_flags == (s.CLONE_NEWPID | s.CLONE_NEWNET | s.CLONE_NEWIPC
+                                | s.CLONE_NEWUTS | s.CLONE_NEWNS)
+
+
+def test_plan_refuses_hostname_without_uts(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=False)
+    assert spec.linux is not None
+    spec.linux.namespaces = [n for n in spec.linux.namespaces if n.type != "uts"]
+    with pytest.raises(SpecError, match="hostname: needs a new uts namespace"):
+        _plan_names(spec, str(tmp_path))
