@@ -61,7 +61,7 @@ def _snapshot() -> dict[str, Any]:
     with open("/proc/self/mountinfo") as f:
         mounts = [line for line in f if "containerkit" in line or "ck-test" in line]
     cgroups = sorted(os.listdir(CGROUP_PARENT)) if os.path.isdir(CGROUP_PARENT) else []
-    cgroups = [c for c in cgroups if not c.startswith("cgroup.")]
+    cgroups = [c for c in cgroups if os.path.isdir(os.path.join(CGROUP_PARENT, c))]
     return {"mounts": mounts, "cgroups": cgroups, "children": _children()}
 
 

@@ -51,7 +51,8 @@ class NativeDriver:
         try:
             stdio = (_fd(container.stdin, 0), _fd(container.stdout, 1), _fd(container.stderr, 2))
             plan = build(container.spec, rootfs=container.rootfs, bundle=container.bundle,
-                         sync_fd=child_sock.fileno(), fifo_fd=fifo_fd, stdio=stdio)
+                         cgroup_dir=cgroup.path, sync_fd=child_sock.fileno(), fifo_fd=fifo_fd,
+                         stdio=stdio)
             cgroup_fd = cgroup.create()
             pid, pidfd, placed = syscalls.clone(plan.clone_flags, cgroup_fd)
             if pid == 0:  # the container's init: run the plan, never come back

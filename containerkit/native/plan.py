@@ -117,7 +117,7 @@ def _camel(name: str) -> str:
     return head + "".join(p.capitalize() for p in rest)
 
 
-def build(spec: oci.Spec, *, rootfs: str, bundle: str, sync_fd: int, fifo_fd: int,
+def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd: int, fifo_fd: int,
           stdio: tuple[int, int, int], placed_in_cgroup: bool = True) -> Plan:
     """The whole child side as a list of steps. ``rootfs`` is the absolute host path."""
     check_supported(spec)
@@ -171,7 +171,7 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, sync_fd: int, fifo_fd: in
     if "mount" not in ns_types:
         raise UnsupportedError("linux.namespaces: a container without a mount namespace is "
                                "not supported")
-    _rootfs_steps(plan, spec, linux, rootfs, bundle)
+    _rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir)
     _process_steps(plan, spec, proc)
 
     plan.add("fds", s.close_range, 3, s.FD_MAX, s.CLOSE_RANGE_CLOEXEC)
@@ -191,7 +191,7 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, sync_fd: int, fifo_fd: in
 
 
 def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
-                  bundle: str) -> None:
+                  bundle: str, cgroup_dir: str) -> None:
     add = plan.add
     broot = rootfs.encode()
     prop = linux.rootfs_propagation or "rslave"
@@ -231,8 +231,15 @@ def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             add("mount", child.mount_bind, source.encode(), btarget, base, remount,
                 opts.propagation, detail=f"{source} on {dest}")
             continue
-        if fstype == "cgroup":
-            fstype = "cgroup2"          # this runtime manages cgroup v2 only
+        if fstype in ("cgroup", "cgroup2"):
+            # The container's own cgroup directory, bound read-only: the view a cgroup2
+            # mount gives inside a cgroup namespace. A fresh cgroup2 mount would wait for
+            # an RCU grace period (5-20 ms) and rewrite the host hierarchy's root flags.
+            add("mkdir", child.mkdirs, btarget, detail=dest)
+            add("mount", child.mount_bind, cgroup_dir.encode(), btarget, s.MS_BIND,
+                opts.flags & ~(s.MS_BIND | s.MS_REC) | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC,
+                opts.propagation, detail=f"cgroup on {dest}")
+            continue
         if not fstype:
             raise SpecError(f"config.json: {field}.type: required for a non-bind mount")
         add("mkdir", child.mkdirs, btarget, detail=dest)

@@ -464,3 +464,18 @@ def test_clone_is_safe_while_other_threads_run(make_bundle: Callable[..., str],
         stop.set()
         for t in threads:
             t.join()
+
+
+def test_sys_fs_cgroup_is_the_container_cgroup_read_only(make_bundle: Callable[..., str],
+                                                         state_root: str) -> None:
+    status, out = run(make_bundle(sh("""
+        ls /sys/fs/cgroup | grep -c '^containerkit$' || true
+        head -1 /sys/fs/cgroup/cgroup.procs
+        mkdir /sys/fs/cgroup/sub 2>/dev/null && echo writable || echo read-only
+        grep ' /sys/fs/cgroup ' /proc/self/mountinfo | cut -d' ' -f6
+        """)), state_root)
+    lines = out.splitlines()
+    assert lines[0] == "0"              # not the host hierarchy: no containerkit/ in it
+    assert lines[1] == "1"              # its own cgroup: only the container's pid 1
+    assert lines[2] == "read-only"
+    assert lines[3].startswith("ro,nosuid,nodev,noexec")

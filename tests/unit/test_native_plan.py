@@ -87,7 +87,8 @@ def test_sync_error_message_names_step_and_path() -> None:
 
 
 def _plan_names(spec: oci.Spec, rootfs: str) -> list[str]:
-    plan = build(spec, rootfs=rootfs, bundle=rootfs, sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
+    plan = build(spec, rootfs=rootfs, bundle=rootfs, cgroup_dir="/sys/fs/cgroup/x",
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
     plan.close()
     return [step[0] for step in plan.steps]
 
@@ -108,8 +109,8 @@ def test_plan_order_follows_runc(tmp_path: Path) -> None:
 
 def test_plan_clone_flags(tmp_path: Path) -> None:
     spec = oci.default_spec(cgroupns=True)
-    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), sync_fd=10, fifo_fd=11,
-                 stdio=(0, 1, 2))
+    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/sys/fs/cgroup/x",
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
     # the cgroup namespace is unshared by the child once inside its cgroup, not at clone
     assert plan.clone_flags == (s.CLONE_NEWPID | s.CLONE_NEWNET | s.CLONE_NEWIPC
                                 | s.CLONE_NEWUTS | s.CLONE_NEWNS)

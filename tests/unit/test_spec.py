@@ -17,6 +17,7 @@ import pytest
 from containerkit import spec as oci
 from containerkit.errors import SpecError
 
+
 def _testdata() -> Path:
     """The spec's own documents: in shared/ beside the checkout (CI), or /work/shared."""
     if "OCI_SPEC_TESTDATA" in os.environ:

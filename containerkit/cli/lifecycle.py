@@ -1,0 +1,280 @@
+"""Verbs that change a container: create, start, run, kill, delete."""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import SimpleNamespace
+
+from ..errors import ConfigError, ContainerNotFound, UnsupportedError
+from .main import CLIError, Context
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any
+
+    from ..container import Container
+
+# what `run` passes on to the container (runc forwards every signal it can catch)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+# what makes `create` / `run` give up and clean up before the user's program started
+ABORTING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class Interrupted(CLIError):
+    """A signal asked `create`/`run` to stop before the container started: 128+N."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.status = 128 + signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}: "
+                         "the container was removed")
+
+
+class SignalGuard:
+    """Signals that reach `create`/`run`.
+
+    Until ``forward_to`` they are only recorded: the library is never interrupted in the
+    middle of a step (its clean-up paths stay simple), and the caller checks ``pending``
+    at safe points. After ``forward_to`` each one is passed to the container's init.
+    """
+
+    def __init__(self, signums: tuple[int, ...]) -> None:
+        self.pending: list[int] = []
+        self._target: Container | None = None
+        self._old = {s: signal.signal(s, self._handler) for s in signums}
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._target is None:
+            self.pending.append(signum)
+            return
+        init = self._target.init
+        if init is not None:
+            try:
+                init.signal(signum)
+            except OSError:           # already gone: nothing to pass it to
+                pass
+
+    def check(self) -> None:
+        """Raise Interrupted if a signal that means "stop" came (SIGWINCH does not)."""
+        for signum in self.pending:
+            if signum in ABORTING:
+                raise Interrupted(signum)
+
+    def forward_to(self, container: Container) -> None:
+        self._target = container
+        pending, self.pending = self.pending, []
+        for signum in pending:
+            self._handler(signum, None)
+
+    def restore(self) -> None:
+        for signum, old in self._old.items():
+            signal.signal(signum, old)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _load(ctx: Context, container_id: str) -> Container:
+    from ..container import load_container
+    from ..native.driver import NativeDriver
+
+    return load_container(SimpleNamespace(id=container_id, root=ctx.root), NativeDriver())
+
+
+def _discard(container: Container, ctx: Context) -> None:
+    """Remove a half-made container; the caller reports the original error."""
+    try:
+        container.delete(force=True)
+    except Exception as e:        # noqa: BLE001 - the first error is the one to report
+        from .main import error_message
+
+        ctx.log.error(f"cleaning up container {container.id!r}: {error_message(e)}")
+
+
+def _add_create_flags(parser: Any) -> None:
+    parser.add_argument("-b", "--bundle", default="",
+                        help="path to the root of the bundle directory (default: current)")
+    parser.add_argument("--console-socket", default="",
+                        help="AF_UNIX socket for the console (not supported yet)")
+    parser.add_argument("--pid-file", default="", help="file to write the init's process id to")
+    parser.add_argument("--no-pivot", action="store_true", help="not supported yet")
+    parser.add_argument("--no-new-keyring", action="store_true",
+                        help="accepted: no session keyring is created anyway")
+    parser.add_argument("--preserve-fds", type=_count, default=0, metavar="N",
+                        help="pass N additional file descriptors (only 0 for now)")
+    parser.add_argument("id", metavar="container-id")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def _refuse_unsupported(args: Any) -> None:
+    if args.console_socket:
+        raise UnsupportedError("--console-socket: terminals are not supported yet")
+    if args.no_pivot:
+        raise UnsupportedError("--no-pivot is not supported yet")
+    if args.preserve_fds:
+        raise UnsupportedError("--preserve-fds: passing extra file descriptors is not "
+                               "supported yet")
+
+
+def _create(args: Any, ctx: Context, guard: SignalGuard) -> Container:
+    """Claim the id and create the init; with ``--pid-file``, write its host pid.
+    Nothing is left behind when this fails."""
+    from ..bundle import Bundle
+    from ..container import new_container
+    from ..native.driver import NativeDriver
+    from ..state import write_atomic
+
+    _refuse_unsupported(args)
+    guard.check()
+    config = Bundle(args.bundle or os.getcwd(), id=args.id, root=ctx.root)
+    graph = config.graph_driver()
+    container = new_container(config, graph, NativeDriver())
+    try:
+        container.create()
+        ctx.log.debug(f"created {args.id}: pid {container.pid}")
+        if args.pid_file:
+            # runc's format: the decimal pid, no newline; written atomically
+            path = os.path.abspath(args.pid_file)
+            try:
+                write_atomic(path, str(container.pid).encode())
+            except OSError as e:
+                raise ConfigError(f"--pid-file {path}: "
+                                  f"{(e.strerror or str(e)).lower()}") from None
+        guard.check()
+    except BaseException:
+        _discard(container, ctx)
+        raise
+    return container
+
+
+# -- verbs ----------------------------------------------------------------------------------
+
+def add_create(parser: Any) -> None:
+    _add_create_flags(parser)
+
+
+def do_create(args: Any, ctx: Context) -> int:
+    guard = SignalGuard(ABORTING)
+    try:
+        _create(args, ctx, guard)
+    finally:
+        guard.restore()
+    return 0
+
+
+def add_start(parser: Any) -> None:
+    parser.add_argument("id", metavar="container-id")
+
+
+def do_start(args: Any, ctx: Context) -> int:
+    _load(ctx, args.id).start()
+    return 0
+
+
+def add_run(parser: Any) -> None:
+    _add_create_flags(parser)
+    parser.add_argument("-d", "--detach", action="store_true",
+                        help="start the container and exit, leaving it running")
+    parser.add_argument("--keep", action="store_true",
+                        help="do not delete the container after it exits")
+    parser.add_argument("--no-subreaper", action="store_true",
+                        help="accepted: the init is a child of this process anyway")
+
+
+def do_run(args: Any, ctx: Context) -> int:
+    guard = SignalGuard(FORWARDED)
+    try:
+        container = _create(args, ctx, guard)
+        try:
+            container.start()
+            ctx.log.debug(f"started {args.id}")
+            if args.detach:
+                guard.check()
+                return 0
+            guard.forward_to(container)
+            code = container.wait()
+        except BaseException:
+            _discard(container, ctx)
+            raise
+        ctx.log.debug(f"{args.id} exited: {code}")
+        if not args.keep:
+            container.delete(force=True)
+    finally:
+        guard.restore()
+    return code if code is not None and code >= 0 else 255
+
+
+def add_kill(parser: Any) -> None:
+    parser.add_argument("-a", "--all", action="store_true",
+                        help="send the signal to all processes inside the container")
+    parser.add_argument("id", metavar="container-id")
+    parser.add_argument("signal", nargs="?", default="SIGTERM",
+                        help="name (KILL, SIGKILL) or number (9); default SIGTERM")
+
+
+def parse_signal(text: str) -> int:
+    """KILL, SIGKILL, kill, 9, RTMIN+3 -> the signal number (moby's ParseSignal rules)."""
+    raw = text.strip()
+    if raw.isdigit():
+        number = int(raw)
+        if 1 <= number <= signal.SIGRTMAX:
+            return number
+        raise ConfigError(f"invalid signal {text!r}: numbers go from 1 to {int(signal.SIGRTMAX)}")
+    name = raw.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    for base in ("SIGRTMIN+", "SIGRTMAX-"):
+        if name.startswith(base) and name[len(base):].isdigit():
+            offset = int(name[len(base):])
+            number = signal.SIGRTMIN + offset if base[-1] == "+" else signal.SIGRTMAX - offset
+            if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+                return int(number)
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ConfigError(f"invalid signal {text!r}") from None
+
+
+def do_kill(args: Any, ctx: Context) -> int:
+    signum = parse_signal(args.signal)
+    container = _load(ctx, args.id)
+    if args.all and container.cgroup_path:
+        from ..cgroups import Cgroup
+
+        # every process in the container's cgroup (runc's --all); a stopped container
+        # whose cgroup is gone has nobody left to signal, which is not an error
+        Cgroup(container.cgroup_path).kill_all(signum)
+        return 0
+    container.signal(signum)
+    return 0
+
+
+def add_delete(parser: Any) -> None:
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="delete the container even if it is running (SIGKILL)")
+    parser.add_argument("id", metavar="container-id")
+
+
+def do_delete(args: Any, ctx: Context) -> int:
+    try:
+        container = _load(ctx, args.id)
+    except ContainerNotFound:
+        if not args.force:
+            raise
+        # like runc: an aborted create may have left the directory without state.json
+        from ..state import StateDir
+
+        statedir = StateDir(ctx.root, args.id)
+        if os.path.isdir(statedir.path) and not statedir.exists():
+            statedir.remove()
+        return 0
+    container.delete(force=args.force)
+    return 0

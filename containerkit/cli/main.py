@@ -1,0 +1,319 @@
+"""``containerkit``: the runc-compatible command line.
+
+Argument parsing only: every verb calls the library. Start-up time matters (podman and
+containerd call ``state``, ``kill`` and ``delete`` often), so this module imports little:
+the global flags are parsed by hand, only the chosen verb's parser is built (``args.py``,
+not argparse), and each verb imports the library modules it needs inside its own function.
+
+Every failure is one line on stderr (``containerkit: <message>``), the same message goes
+to the ``--log`` file (text or JSON lines, like runc's logrus output), and the exit status
+is 1. No traceback reaches the user; ``--debug`` writes it to the log instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+from .. import __version__
+from ..errors import ContainerkitError, ContainerNotFound
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+PROG = "containerkit"
+SPEC_VERSION = "1.3.0"
+DEFAULT_ROOT = "/run/containerkit"
+
+# verb -> (module under containerkit.cli, one-line description); the module has
+# ``add_<verb>(parser)`` and ``do_<verb>(args, ctx) -> int``.
+VERBS: dict[str, tuple[str, str]] = {
+    "checkpoint": ("unsupported", "checkpoint a running container"),
+    "create": ("lifecycle", "create a container"),
+    "delete": ("lifecycle", "delete any resources held by the container"),
+    "events": ("unsupported", "display container events and statistics"),
+    "exec": ("unsupported", "execute new process inside the container"),
+    "features": ("unsupported", "show the enabled features"),
+    "kill": ("lifecycle", "send a signal (default: SIGTERM) to the container's init process"),
+    "list": ("query", "list the containers under the state root"),
+    "pause": ("unsupported", "suspend all processes inside the container"),
+    "ps": ("unsupported", "display the processes running inside a container"),
+    "restore": ("unsupported", "restore a container from a previous checkpoint"),
+    "resume": ("unsupported", "resume all processes that have been previously paused"),
+    "run": ("lifecycle", "create and run a container"),
+    "spec": ("specgen", "create a new specification file"),
+    "start": ("lifecycle", "execute the user defined process in a created container"),
+    "state": ("query", "output the state of a container"),
+    "update": ("unsupported", "update container resource constraints"),
+}
+
+_GLOBAL_VALUE = ("--root", "--log", "--log-format", "--rootless", "--criu")
+_GLOBAL_BOOL = ("--debug", "--systemd-cgroup", "--help", "-h", "--version", "-v")
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")       # Go's strconv.ParseBool
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+class CLIError(Exception):
+    """A failure found by the command line itself; ``status`` is the exit status."""
+
+    status = 1
+
+
+class UsageError(CLIError):
+    """Bad command line: one line, exit status 1 (like runc's "Incorrect Usage")."""
+
+
+class Log:
+    """Error and debug lines: stderr, plus the ``--log`` file in runc's text or JSON format."""
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.format = "text"
+        self.debug_enabled = False
+
+    def _record(self, level: str, msg: str) -> str:
+        import json
+        import time
+
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if self.format == "json":
+            return json.dumps({"level": level, "msg": msg, "time": now})
+        return f'time="{now}" level={level} msg={json.dumps(msg, ensure_ascii=False)}'
+
+    def open(self, path: str) -> None:
+        """Open the --log file (append, like runc); failing to open it is an error."""
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise UsageError(f"--log {path}: {error_message(e)}") from None
+
+    def _to_file(self, level: str, msg: str) -> bool:
+        if self.fd < 0:
+            return False
+        try:
+            os.write(self.fd, (self._record(level, msg) + "\n").encode())
+        except OSError:
+            return False
+        return True
+
+    def error(self, msg: str) -> None:
+        msg = " ".join(msg.split("\n")) or "unknown error"
+        self._to_file("error", msg)
+        _write_stderr(f"{PROG}: {msg}\n")
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled and not self._to_file("debug", msg):
+            _write_stderr(self._record("debug", msg) + "\n")
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class Context:
+    """What every verb gets besides its own arguments."""
+
+    def __init__(self, root: str, log: Log) -> None:
+        self.root = root
+        self.log = log
+
+
+# -- global flags (hand-parsed: they come before the verb, like urfave/cli) ---------------
+
+def _parse_global(argv: Sequence[str]) -> tuple[dict[str, Any], str | None, list[str]]:
+    opts: dict[str, Any] = {"root": DEFAULT_ROOT, "log": None, "log_format": "text",
+                            "debug": False, "systemd_cgroup": False, "rootless": "auto",
+                            "help": False, "version": False}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, value = arg.partition("=")
+        if name in _GLOBAL_VALUE:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise UsageError(f"flag needs an argument: {name}")
+                value = argv[i]
+            opts[name[2:].replace("-", "_")] = value
+        elif name in _GLOBAL_BOOL and not eq:
+            key = {"-h": "help", "-v": "version"}.get(name, name[2:].replace("-", "_"))
+            opts[key] = True
+        else:
+            raise UsageError(f"flag provided but not defined: {name}")
+        i += 1
+    verb = argv[i] if i < len(argv) else None
+    return opts, verb, list(argv[i + 1:])
+
+
+def _check_global(opts: dict[str, Any], log: Log) -> None:
+    if opts["log_format"] not in ("text", "json"):
+        raise UsageError(f"invalid --log-format {opts['log_format']!r}: use text or json")
+    log.format = opts["log_format"]
+    log.debug_enabled = bool(opts["debug"])
+    if opts["log"]:
+        log.open(opts["log"])
+    if not opts["root"]:
+        raise UsageError("--root: empty path")
+    rootless = opts["rootless"]
+    if rootless in _TRUE:
+        raise UsageError("--rootless=true is not supported yet: run as root "
+                         "(--rootless=auto and --rootless=false are accepted)")
+    if rootless != "auto" and rootless not in _FALSE:
+        raise UsageError(f"invalid --rootless value {rootless!r}: use true, false or auto")
+
+
+def _usage() -> str:
+    lines = [
+        f"usage: {PROG} [global options] command [command options] [arguments...]",
+        "",
+        "A Linux container runtime in Python (runc-compatible command line).",
+        "",
+        "commands:",
+    ]
+    for verb, (_, text) in sorted(VERBS.items()):
+        lines.append(f"  {verb:<11} {text}")
+    lines.append("  help, h     show a list of commands or help for one command")
+    lines += [
+        "",
+        "global options:",
+        "  --debug             enable debug logging",
+        "  --log FILE          also write the log (errors, debug lines) to FILE",
+        "  --log-format FMT    log format: text (default) or json",
+        f"  --root DIR          root directory of the container state (default {DEFAULT_ROOT})",
+        "  --criu PATH         accepted for compatibility, unused",
+        "  --systemd-cgroup    not supported yet (refused)",
+        "  --rootless VALUE    auto (default) or false; true is not supported yet",
+        "  --help, -h          show help",
+        "  --version, -v       print the version",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _version() -> str:
+    return f"{PROG} version {__version__}\nspec: {SPEC_VERSION}\n"
+
+
+# -- verb parsers (cli/args.py: argparse's API at a fraction of its start-up cost) --------
+
+def build_parser(verb: str) -> Any:
+    """The parser of one verb (only that one: building all of them costs time)."""
+    import importlib
+
+    from .args import Parser
+
+    module_name, text = VERBS[verb]
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    parser = Parser(prog=f"{PROG} {verb}", description=text)
+    getattr(module, f"add_{verb}")(parser)
+    parser.set_defaults(_run=getattr(module, f"do_{verb}"))
+    return parser
+
+
+# -- error text ---------------------------------------------------------------------------
+
+_LOWER = {errno.ENOENT: "no such file or directory", errno.EACCES: "permission denied"}
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for any failure. ENOENT and EACCES read like Go's errors ("no such file or
+    directory", "permission denied"): podman maps those texts to exit codes 127 and 126."""
+    if isinstance(exc, ContainerNotFound):
+        return "container does not exist"
+    if isinstance(exc, OSError) and not isinstance(exc, ContainerkitError):
+        text = exc.strerror or str(exc)
+        if exc.errno in _LOWER:
+            text = _LOWER[exc.errno]
+        where = " ".join(os.fsdecode(f) for f in (exc.filename, exc.filename2) if f is not None)
+        msg = f"{where}: {text}" if where else text
+    elif isinstance(exc, CLIError | ContainerkitError):
+        msg = str(exc)
+    else:
+        msg = f"internal error: {type(exc).__name__}: {exc}"
+    for code, lower in _LOWER.items():
+        msg = msg.replace(os.strerror(code), lower)
+    return " ".join(msg.split()) or type(exc).__name__
+
+
+# -- entry point --------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    log = Log()
+    try:
+        return _main(argv, log)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 1
+    except SystemExit as e:          # a verb's --help (status 0)
+        return e.code if isinstance(e.code, int) else 0
+    except BaseException as e:   # noqa: B036 - one line, never a traceback
+        if log.debug_enabled:
+            import traceback
+
+            log.debug("".join(traceback.format_exception(e)).rstrip())
+        log.error(error_message(e))
+        return e.status if isinstance(e, CLIError) else 1
+
+
+def _main(argv: list[str], log: Log) -> int:
+    opts, verb, rest = _parse_global(argv)
+    _check_global(opts, log)
+    if opts["version"]:
+        sys.stdout.write(_version())
+        return 0
+    if opts["help"] or verb is None:
+        sys.stdout.write(_usage())
+        return 0
+    if verb in ("help", "h"):
+        if rest and rest[0] in VERBS:
+            build_parser(rest[0]).print_help()
+        elif rest:
+            raise UsageError(f"no help topic for {rest[0]!r}")
+        else:
+            sys.stdout.write(_usage())
+        return 0
+    if verb not in VERBS:
+        raise UsageError(f"unknown command {verb!r} (see '{PROG} --help')")
+    if opts["systemd_cgroup"]:
+        raise UsageError("--systemd-cgroup is not supported yet: containerkit manages "
+                         "cgroup v2 directly; drop the flag")
+    from .args import ParseError
+
+    try:
+        args = build_parser(verb).parse_args(rest)
+    except ParseError as e:
+        raise UsageError(str(e)) from None
+    ctx = Context(os.path.abspath(opts["root"]), log)
+    log.debug(f"{verb} {' '.join(rest)} (root {ctx.root})")
+    status = args._run(args, ctx)
+    sys.stdout.flush()
+    return status
+
+
+def _quiet_stdout() -> None:
+    # stdout's reader went away (e.g. `containerkit list | head -1`): stop writing quietly
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Verbs that are parsed like runc's but not implemented yet: each exits 1 with one line.
+
+Their flags are declared so that a client's command line is checked the same way it will
+be once the verb exists (a wrong flag is a usage error, not "not supported").
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedError
+from .args import REMAINDER
+from .main import Context
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _refuse(args: Any, ctx: Context) -> int:
+    raise UnsupportedError(f"{args._verb}: not supported yet")
+
+
+def _id(parser: Any, verb: str) -> None:
+    parser.add_argument("id", metavar="container-id")
+    parser.set_defaults(_verb=verb)
+
+
+def add_ps(parser: Any) -> None:
+    parser.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    _id(parser, "ps")
+    parser.add_argument("ps_args", nargs=REMAINDER)
+
+
+def add_exec(parser: Any) -> None:
+    parser.add_argument("--console-socket", default="")
+    parser.add_argument("--cwd", default="")
+    parser.add_argument("-e", "--env", action="append", default=[])
+    parser.add_argument("-t", "--tty", action="store_true")
+    parser.add_argument("-u", "--user", default="")
+    parser.add_argument("-g", "--additional-gids", action="append", default=[])
+    parser.add_argument("-p", "--process", default="")
+    parser.add_argument("-d", "--detach", action="store_true")
+    parser.add_argument("--pid-file", default="")
+    parser.add_argument("--process-label", default="")
+    parser.add_argument("--apparmor", default="")
+    parser.add_argument("--no-new-privs", action="store_true")
+    parser.add_argument("-c", "--cap", action="append", default=[])
+    parser.add_argument("--preserve-fds", type=int, default=0)
+    parser.add_argument("--cgroup", action="append", default=[])
+    parser.add_argument("--ignore-paused", action="store_true")
+    _id(parser, "exec")
+    parser.add_argument("command", nargs=REMAINDER)
+
+
+def add_pause(parser: Any) -> None:
+    _id(parser, "pause")
+
+
+def add_resume(parser: Any) -> None:
+    _id(parser, "resume")
+
+
+def add_events(parser: Any) -> None:
+    parser.add_argument("--interval", default="5s")
+    parser.add_argument("--stats", action="store_true")
+    _id(parser, "events")
+
+
+def add_update(parser: Any) -> None:
+    parser.add_argument("-r", "--resources", default="")
+    for flag in ("--blkio-weight", "--cpu-period", "--cpu-quota", "--cpu-share",
+                 "--cpu-rt-period", "--cpu-rt-runtime", "--cpuset-cpus", "--cpuset-mems",
+                 "--memory", "--memory-reservation", "--memory-swap", "--pids-limit",
+                 "--l3-cache-schema", "--mem-bw-schema", "--kernel-memory",
+                 "--kernel-memory-tcp", "--cpu-idle"):
+        parser.add_argument(flag, default=None)
+    _id(parser, "update")
+
+
+_CRIU_BOOLS = ("--tcp-established", "--ext-unix-sk", "--shell-job", "--file-locks",
+               "--auto-dedup", "--lazy-pages")
+
+
+def add_checkpoint(parser: Any) -> None:
+    for flag in ("--image-path", "--work-path", "--parent-path", "--page-server",
+                 "--manage-cgroups-mode", "--status-fd"):
+        parser.add_argument(flag, default=None)
+    parser.add_argument("--empty-ns", action="append", default=[])
+    for flag in _CRIU_BOOLS + ("--leave-running", "--pre-dump"):
+        parser.add_argument(flag, action="store_true")
+    _id(parser, "checkpoint")
+
+
+def add_restore(parser: Any) -> None:
+    for flag in ("--console-socket", "--image-path", "--work-path", "--manage-cgroups-mode",
+                 "--pid-file", "--lsm-profile", "--lsm-mount-context"):
+        parser.add_argument(flag, default=None)
+    parser.add_argument("-b", "--bundle", default="")
+    parser.add_argument("--empty-ns", action="append", default=[])
+    for flag in _CRIU_BOOLS + ("--no-subreaper", "--no-pivot"):
+        parser.add_argument(flag, action="store_true")
+    parser.add_argument("-d", "--detach", action="store_true")
+    _id(parser, "restore")
+
+
+def add_features(parser: Any) -> None:
+    parser.set_defaults(_verb="features")
+
+
+do_ps = do_exec = do_pause = do_resume = do_events = do_update = _refuse
+do_checkpoint = do_restore = do_features = _refuse
