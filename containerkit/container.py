@@ -3,13 +3,16 @@
     creating --create()--> created --start()--> running --(exit)--> stopped
     any --delete()--> (gone)      (paused comes with the cgroup issue)
 
-Every state-changing call holds the state directory's lock, reads the state from disk
-(another process may have changed it), checks the transition and saves the new state.
+State-changing calls hold the state directory's lock and check the transition against
+the state on disk (another process may have changed it). The state file is written once,
+at create; "running" is read off the world as runc does: the init is alive and the
+exec FIFO is gone (``start`` removes it).
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal as _signal
 import socket
@@ -94,8 +97,11 @@ class Container:
         return self._state
 
     def _live_status(self, state: State) -> str:
-        if state.status in ("created", "running") and (self.init is None or not self.init.alive()):
-            return "stopped"
+        if state.status in ("created", "running"):
+            if self.init is None or not self.init.alive():
+                return "stopped"
+            if not os.path.exists(self.statedir.fifo_path):
+                return "running"
         return state.status
 
     def state(self) -> dict[str, Any]:
@@ -119,17 +125,16 @@ class Container:
             self._state.pid = self.init.pid
             self._state.start_time = self.init.start_time
             self._state.status = "created"
+            # compact: this copy is for load_container, `containerkit spec` prints runc's form
+            self.statedir.write_file("config.json", json.dumps(
+                self.spec.to_dict(), separators=(",", ":")).encode())
             self.statedir.save(self._state)
 
     def start(self) -> None:
         """Run the user's program in the created container (the OCI ``start``)."""
         with self.statedir:
             self._expect(("created",), "start")
-            self._state.status = "running"
-            try:
-                self.driver.start(self)
-            finally:
-                self.statedir.save(self._state)
+            self.driver.start(self)
 
     def new_process(self, process_spec: oci.Process) -> Process:
         raise UnsupportedError("exec into a running container is not supported yet")
@@ -179,9 +184,9 @@ def _now() -> str:
 
 
 def new_container(config: Any, graph: GraphDriver, driver: ExecutionDriver) -> Container:
-    """Claim the id, mount the rootfs and write the spec into the state directory.
+    """Claim the id (the state directory), mount the rootfs and resolve the spec.
 
-    Nothing is left behind when this fails."""
+    Nothing is left behind when this fails; the state files are written by ``create``."""
     statedir = StateDir(config.root, config.id)
     statedir.make()
     mounted = False
@@ -191,8 +196,6 @@ def new_container(config: Any, graph: GraphDriver, driver: ExecutionDriver) -> C
         spec = config.spec(mount)
         state = State(id=config.id, bundle=config.bundle, created=_now(), rootfs=mount.path,
                       graph=graph.describe(), annotations=dict(spec.annotations or {}))
-        statedir.write_file("config.json", spec.to_json().encode())
-        statedir.save(state)
     except BaseException:
         if mounted:
             graph.unmount(config.id)
