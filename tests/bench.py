@@ -73,13 +73,13 @@ def first_line(text: str | bytes | None, default: str = "no error output") -> st
     return lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
 
 
-def timed_command(argv: list[str]) -> Callable[[], float]:
+def timed_command(argv: list[str], env: dict[str, str] | None = None) -> Callable[[], float]:
     """Wall time of fork + exec + wait, output discarded; a failure raises."""
 
     def run() -> float:
         t0 = time.perf_counter()
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, env=env)
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: exit status {proc.returncode}")
@@ -88,11 +88,12 @@ def timed_command(argv: list[str]) -> Callable[[], float]:
     return run
 
 
-def probe(argv: list[str], timeout: float = 60.0) -> str | None:
+def probe(argv: list[str], env: dict[str, str] | None = None,
+          timeout: float = 60.0) -> str | None:
     """Run once with stderr captured: None when it worked, else the first error line."""
     try:
         proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=timeout)
+                              stderr=subprocess.PIPE, timeout=timeout, env=env)
     except FileNotFoundError:
         return f"{argv[0]}: not installed"
     except subprocess.TimeoutExpired:
@@ -112,6 +113,11 @@ class Bench:
         self.prefix = f"ckbench{os.getpid()}"
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.cli = os.path.join(os.path.dirname(sys.executable), "containerkit")
+        # The CLI is timed as installed, i.e. with bytecode caches: where the environment
+        # forbids writing them (PYTHONDONTWRITEBYTECODE), every run would recompile the
+        # sources (~20 ms). The caches go to the work dir, not into the source tree.
+        self.cli_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.cli_env["PYTHONPYCACHEPREFIX"] = os.path.join(workdir, "pycache")
         self.live: list[Container] = []  # library containers not yet deleted
 
     def cid(self, kind: str, i: int | str) -> str:
@@ -135,26 +141,24 @@ class Bench:
         return elapsed
 
     def rows(self) -> list[Row]:
-        def cmd(kind: str, make: Callable[[str], list[str]]) -> Row:
-            return Row(name="", run=lambda i: timed_command(make(self.cid(kind, i)))(),
-                       check=lambda: probe(make(self.cid(kind, "probe"))))
+        def command(name: str, kind: str, make: Callable[[str], list[str]],
+                    env: dict[str, str] | None = None) -> Row:
+            return Row(name=name, run=lambda i: timed_command(make(self.cid(kind, i)), env)(),
+                       check=lambda: probe(make(self.cid(kind, "probe")), env))
 
-        ck = cmd("ck", lambda cid: [self.cli, "--root", self.roots["ck"], "run", "-b",
-                                    self.bundle, cid])
-        ck.name = "containerkit run"
+        def run_argv(tool: str, kind: str) -> Callable[[str], list[str]]:
+            return lambda cid: [tool, "--root", self.roots[kind], "run", "-b", self.bundle, cid]
+
+        ck = command("containerkit run", "ck", run_argv(self.cli, "ck"), self.cli_env)
         if not os.access(self.cli, os.X_OK):
             ck.check = lambda: f"{self.cli}: no console script installed"
-        runc = cmd("runc", lambda cid: ["runc", "--root", self.roots["runc"], "run", "-b",
-                                        self.bundle, cid])
-        runc.name = "runc run"
-        crun = cmd("crun", lambda cid: ["crun", "--root", self.roots["crun"], "run", "-b",
-                                        self.bundle, cid])
-        crun.name = "crun run"
-        floor = Row(name="kernel floor", run=lambda i: timed_command(
-            ["unshare", "-fpmuin", "true"])(), check=lambda: probe(["unshare", "-fpmuin",
-                                                                     "true"]))
-        lib = Row(name="library lifecycle", run=self.library)
-        return [lib, ck, runc, crun, floor]
+        return [
+            Row(name="library lifecycle", run=self.library),
+            ck,
+            command("runc run", "runc", run_argv("runc", "runc")),
+            command("crun run", "crun", run_argv("crun", "crun")),
+            command("kernel floor", "floor", lambda cid: ["unshare", "-fpmuin", "true"]),
+        ]
 
     # -- cleanup -----------------------------------------------------------------------
     def cleanup(self) -> None:
@@ -168,10 +172,15 @@ class Bench:
             with contextlib.suppress(Exception):
                 load_container(Bundle(self.bundle, id=name, root=root),
                                NativeDriver()).delete(force=True)
-        for name in _listdir(self.roots["ck"]):
-            if subprocess.run([self.cli, "--root", self.roots["ck"], "delete", "--force", name],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              stdin=subprocess.DEVNULL).returncode != 0:
+        for name in _listdir(self.roots["ck"]):  # the CLI first, the library if that fails
+            try:
+                deleted = subprocess.run(
+                    [self.cli, "--root", self.roots["ck"], "delete", "--force", name],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, env=self.cli_env, timeout=60).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                deleted = False
+            if not deleted:
                 with contextlib.suppress(Exception):
                     load_container(Bundle(self.bundle, id=name, root=self.roots["ck"]),
                                    NativeDriver()).delete(force=True)
@@ -179,10 +188,10 @@ class Bench:
             if not _listdir(self.roots[tool]) or shutil.which(tool) is None:
                 continue
             listed = subprocess.run([tool, "--root", self.roots[tool], "list", "-q"],
-                                    capture_output=True, text=True).stdout.split()
+                                    capture_output=True, text=True, timeout=60).stdout.split()
             for name in listed:
                 subprocess.run([tool, "--root", self.roots[tool], "delete", "-f", name],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         self._remove_stray_cgroups()
         os.close(self.devnull)
 
@@ -198,6 +207,22 @@ class Bench:
             if name.startswith(self.prefix + "-"):
                 with contextlib.suppress(Exception):
                     Cgroup(os.path.join(parent, name)).remove()
+
+
+def fs_type(path: str) -> str:
+    """Filesystem type under ``path`` (state writes fsync: ext4 and tmpfs differ a lot)."""
+    best, kind = "", "?"
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                fields = line.split()
+                mnt = fields[1]
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
+                        len(mnt) >= len(best):
+                    best, kind = mnt, fields[2]
+    except OSError:
+        pass
+    return kind
 
 
 def _listdir(path: str) -> list[str]:
@@ -228,7 +253,7 @@ def measure(rows: list[Row], n: int, warmup: int) -> None:
                 row.samples.append(t)
 
 
-def report(rows: list[Row], n: int, warmup: int) -> dict[str, Any]:
+def report(rows: list[Row], n: int, warmup: int, workdir: str) -> dict[str, Any]:
     stats = {r.name: r.stats() for r in rows}
 
     def median(name: str) -> float | None:
@@ -257,8 +282,10 @@ def report(rows: list[Row], n: int, warmup: int) -> dict[str, Any]:
 
     print(f"containerkit bench: /bin/true in a busybox bundle, N={n} after {warmup} warm-up "
           f"runs, round-robin")
+    state_fs = fs_type(workdir)
     print(f"host: Linux {platform.release()}, {os.cpu_count()} CPUs, "
-          f"python {platform.python_version()}")
+          f"python {platform.python_version()}; bundle and state roots in {workdir} "
+          f"({state_fs})")
     head = f"{'name':<18} {'median ms':>9} {'p10':>8} {'p90':>8} {'x runc':>7} {'x floor':>7}"
     print(head)
     print("-" * len(head))
@@ -278,7 +305,9 @@ def report(rows: list[Row], n: int, warmup: int) -> dict[str, Any]:
         got = f"{t['ratio']:.3f}x" if t["ratio"] is not None else "unavailable"
         print(f"  {t['verdict']:<4}  {t['row']} <= {t['limit']}x {t['reference']}: {got}")
     return {"n": n, "warmup": warmup, "kernel": platform.release(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "results": results, "targets": targets}
+            "python": platform.python_version(), "state_fs": state_fs,
+            "cli_bytecode_cache": "PYTHONPYCACHEPREFIX in the work dir",
+            "results": results, "targets": targets}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(work)
         rows = bench.rows()
         measure(rows, args.n, args.warmup)
-        doc = report(rows, args.n, args.warmup)
+        doc = report(rows, args.n, args.warmup, work)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(doc, f, indent=2)

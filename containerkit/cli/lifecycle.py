@@ -276,5 +276,10 @@ def do_delete(args: Any, ctx: Context) -> int:
         if os.path.isdir(statedir.path) and not statedir.exists():
             statedir.remove()
         return 0
+    if not container.cgroup_path and container.status == "creating":
+        # a `create` that died mid-way (e.g. SIGKILLed by a timeout) left no cgroup path
+        # in the state, but maybe a cgroup with a waiting init: remove it too
+        # (library gap: Container.delete should do this itself)
+        container.cgroup_path = container.driver.cgroup_for(container).path  # type: ignore
     container.delete(force=args.force)
     return 0

@@ -197,10 +197,13 @@ def test_no_host_fd_crosses_over(make_bundle: Callable[..., str], state_root: st
 
 
 def test_signal_and_status(make_bundle: Callable[..., str], state_root: str) -> None:
-    bundle = make_bundle(sh("trap 'exit 7' TERM; while :; do sleep 0.05; done"))
+    bundle = make_bundle(sh("trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done"))
     config = Bundle(bundle, id="sig", root=state_root)
+    r, w = os.pipe()
     with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.stdout = w
         c.create()
+        os.close(w)
         assert c.status == "created"
         assert c.state()["pid"] == c.pid > 0
         c.start()
@@ -209,6 +212,8 @@ def test_signal_and_status(make_bundle: Callable[..., str], state_root: str) -> 
             c.delete()
         with pytest.raises(InvalidState, match="running, not created"):
             c.start()
+        assert os.read(r, 6) == b"ready\n"     # the trap is set: pid 1 now handles TERM
+        os.close(r)
         c.signal(signal.SIGTERM)
         assert c.wait(timeout=10) == 7
         assert c.status == "stopped"
