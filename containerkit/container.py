@@ -11,18 +11,21 @@ exec FIFO is gone (``start`` removes it).
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import signal as _signal
-import socket
-from typing import IO, Any, Protocol
+import time
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from . import spec as oci
 from .errors import ContainerkitError, InvalidState, UnsupportedError
 from .graph import GraphDriver, from_description
 from .process import Process
 from .state import State, StateDir
+
+if TYPE_CHECKING:
+    import socket
+
+    from . import spec as oci
 
 Stdio = IO[bytes] | IO[str] | int | None
 
@@ -40,10 +43,10 @@ class ExecutionDriver(Protocol):
 class Container:
     """One container. Build it with ``new_container`` or ``load_container``."""
 
-    def __init__(self, statedir: StateDir, spec: oci.Spec, state: State,
+    def __init__(self, statedir: StateDir, spec: oci.Spec | None, state: State,
                  driver: ExecutionDriver, graph: GraphDriver | None) -> None:
         self.statedir = statedir
-        self.spec = spec
+        self._spec = spec
         self.driver = driver
         self.graph = graph
         self._state = state
@@ -52,6 +55,20 @@ class Container:
         self.stdout: Stdio = None
         self.stderr: Stdio = None
         self._sync: socket.socket | None = None   # NativeDriver: open from create to start
+
+    @property
+    def spec(self) -> oci.Spec:
+        """The spec the container was created with (read from the state directory on first
+        use by a loaded container: ``state`` or ``kill`` never pay for decoding it)."""
+        if self._spec is None:
+            from . import spec as oci
+
+            try:
+                with open(self.statedir.spec_path, "rb") as f:
+                    self._spec = oci.loads(f.read(), source=self.statedir.spec_path)
+            except FileNotFoundError:
+                raise ContainerkitError(f"{self.statedir.spec_path}: missing") from None
+        return self._spec
 
     # -- identity ------------------------------------------------------------------
     @property
@@ -180,7 +197,9 @@ class Container:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with nanoseconds, as runc's state shows ``created``."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def new_container(config: Any, graph: GraphDriver, driver: ExecutionDriver) -> Container:
@@ -211,12 +230,7 @@ def load_container(config: Any, driver: ExecutionDriver) -> Container:
     taken for the container."""
     statedir = StateDir(config.root, config.id)
     state = statedir.load()
-    try:
-        with open(statedir.spec_path, "rb") as f:
-            spec = oci.loads(f.read(), source=statedir.spec_path)
-    except FileNotFoundError:
-        raise ContainerkitError(f"{statedir.spec_path}: missing") from None
-    container = Container(statedir, spec, state, driver, from_description(state.graph))
+    container = Container(statedir, None, state, driver, from_description(state.graph))
     if state.pid:
         container.init = Process.attach(state.pid, state.start_time)
     return container

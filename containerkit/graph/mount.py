@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Mount:
-    """A root filesystem ready on the host: ``path`` becomes the container's root.path."""
+class Mount(NamedTuple):
+    """A root filesystem ready on the host: ``path`` becomes the container's root.path.
+
+    A NamedTuple, not a dataclass: importing dataclasses costs the CLI ~6 ms."""
 
     path: str
     readonly: bool = False

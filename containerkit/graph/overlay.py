@@ -4,7 +4,6 @@ per-container upper/work directory, mounted on the host and removed on unmount."
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 from ..errors import ConfigError
@@ -42,6 +41,8 @@ class OverlayGraphDriver:
         try:
             syscalls.mount(b"overlay", merged.encode(), b"overlay", 0, data.encode())
         except OSError as e:
+            import shutil
+
             shutil.rmtree(base, ignore_errors=True)
             raise ConfigError(f"overlay mount on {merged}: {e.strerror}") from None
         return Mount(merged)
@@ -53,6 +54,8 @@ class OverlayGraphDriver:
             from .. import syscalls
 
             syscalls.umount2(merged.encode(), syscalls.MNT_DETACH)
+        import shutil
+
         shutil.rmtree(base, ignore_errors=True)
 
     def describe(self) -> dict[str, Any]:
