@@ -17,7 +17,7 @@ import signal as _signal
 import time
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from .errors import ContainerkitError, InvalidState, UnsupportedError
+from .errors import ContainerkitError, ContainerNotFound, InvalidState, UnsupportedError
 from .graph import GraphDriver, from_description
 from .process import Process
 from .state import State, StateDir
@@ -97,6 +97,11 @@ class Container:
         self._state.cgroup = value
 
     @property
+    def created(self) -> str:
+        """When ``new_container`` claimed the id (RFC 3339, UTC)."""
+        return self._state.created
+
+    @property
     def pid(self) -> int:
         """Host pid of the init (as the seed's Pid), -1 when there is none (before create,
         or loaded after the init was gone)."""
@@ -165,7 +170,15 @@ class Container:
             raise InvalidState(f"container {self.id!r} has no process to wait for")
         return self.init.wait(timeout)
 
-    def signal(self, sig: int = _signal.SIGTERM) -> None:
+    def signal(self, sig: int = _signal.SIGTERM, all: bool = False) -> None:
+        """Signal the init; with ``all``, every process in the container's cgroup (runc's
+        ``kill --all``: not an error once the container has stopped and its cgroup is
+        empty)."""
+        if all and self.cgroup_path:
+            from .cgroups import Cgroup
+
+            Cgroup(self.cgroup_path).kill_all(sig)
+            return
         status = self._expect(("created", "running"), "signal")
         assert self.init is not None
         try:
@@ -234,3 +247,31 @@ def load_container(config: Any, driver: ExecutionDriver) -> Container:
     if state.pid:
         container.init = Process.attach(state.pid, state.start_time)
     return container
+
+
+def remove_abandoned(root: str, container_id: str) -> bool:
+    """Remove a state directory that has no usable state (a create killed half-way, or
+    a state.json that cannot be read), as runc's ``delete --force`` does: kill what runs
+    in the cgroup it may have made, remove that cgroup and the directory. Under the state
+    lock, so a create still in progress is waited for. True when a loadable container
+    exists after all (the caller then deletes it normally)."""
+    statedir = StateDir(root, container_id)
+    try:
+        with statedir:
+            if statedir.exists():
+                try:
+                    statedir.load()
+                    return True
+                except ContainerkitError:
+                    pass        # unreadable: remove what it would have pointed at
+            from .cgroups import Cgroup
+            from .cgroups.v2 import cgroup2_mountpoint
+
+            link = os.path.join(statedir.path, "cgroup")
+            path = os.readlink(link) if os.path.islink(link) else os.path.join(
+                cgroup2_mountpoint(), "containerkit", container_id)
+            Cgroup(path).remove()
+            statedir.remove()
+    except ContainerNotFound:
+        pass
+    return False

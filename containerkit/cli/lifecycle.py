@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-from types import SimpleNamespace
 
-from ..errors import ConfigError, ContainerNotFound, UnsupportedError
+from ..errors import ConfigError, ContainerkitError, UnsupportedError
 from .main import CLIError, Context
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
@@ -76,11 +75,10 @@ class SignalGuard:
 
 # -- helpers ------------------------------------------------------------------------------
 
-def _load(ctx: Context, container_id: str) -> Container:
-    from ..container import load_container
-    from ..native.driver import NativeDriver
+def _load(ctx: Context, container_id: str, *, native: bool = True) -> Container:
+    from .load import load
 
-    return load_container(SimpleNamespace(id=container_id, root=ctx.root), NativeDriver())
+    return load(ctx.root, container_id, native=native)
 
 
 def _discard(container: Container, ctx: Context) -> None:
@@ -245,15 +243,8 @@ def parse_signal(text: str) -> int:
 
 def do_kill(args: Any, ctx: Context) -> int:
     signum = parse_signal(args.signal)
-    container = _load(ctx, args.id)
-    if args.all and container.cgroup_path:
-        from ..cgroups import Cgroup
-
-        # every process in the container's cgroup (runc's --all); a stopped container
-        # whose cgroup is gone has nobody left to signal, which is not an error
-        Cgroup(container.cgroup_path).kill_all(signum)
-        return 0
-    container.signal(signum)
+    container = _load(ctx, args.id, native=False)
+    container.signal(signum, all=args.all)
     return 0
 
 
@@ -266,20 +257,13 @@ def add_delete(parser: Any) -> None:
 def do_delete(args: Any, ctx: Context) -> int:
     try:
         container = _load(ctx, args.id)
-    except ContainerNotFound:
+    except ContainerkitError:          # no such id, or a state that cannot be read
         if not args.force:
             raise
-        # like runc: an aborted create may have left the directory without state.json
-        from ..state import StateDir
+        from ..container import remove_abandoned
 
-        statedir = StateDir(ctx.root, args.id)
-        if os.path.isdir(statedir.path) and not statedir.exists():
-            statedir.remove()
-        return 0
-    if not container.cgroup_path and container.status == "creating":
-        # a `create` that died mid-way (e.g. SIGKILLed by a timeout) left no cgroup path
-        # in the state, but maybe a cgroup with a waiting init: remove it too
-        # (library gap: Container.delete should do this itself)
-        container.cgroup_path = container.driver.cgroup_for(container).path  # type: ignore
+        if not remove_abandoned(ctx.root, args.id):
+            return 0
+        container = _load(ctx, args.id)          # it was being created meanwhile
     container.delete(force=args.force)
     return 0

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 PROG = "containerkit"
-SPEC_VERSION = "1.3.0"
 DEFAULT_ROOT = "/run/containerkit"
 
 # verb -> (module under containerkit.cli, one-line description); the module has
@@ -202,7 +201,9 @@ def _usage() -> str:
 
 
 def _version() -> str:
-    return f"{PROG} version {__version__}\nspec: {SPEC_VERSION}\n"
+    from ..spec import OCI_VERSION
+
+    return f"{PROG} version {__version__}\nspec: {OCI_VERSION}\n"
 
 
 # -- verb parsers (cli/args.py: argparse's API at a fraction of its start-up cost) --------

@@ -1,8 +1,7 @@
 """Read-only verbs: ``state`` and ``list``.
 
-These are the hottest calls (podman and containerd poll ``state``), so they read the
-state file and check the init by pidfd with ``containerkit.state`` and
-``containerkit.process`` only: no spec parsing, no native driver, no cffi.
+These are the hottest calls (podman and containerd poll ``state``): the container is
+loaded without the native driver (no cffi) and its spec is never decoded.
 """
 
 from __future__ import annotations
@@ -21,30 +20,23 @@ if TYPE_CHECKING:
 def live_state(root: str, container_id: str) -> dict[str, Any]:
     """runc's state document (ociVersion, id, pid, status, bundle, rootfs, created, owner,
     annotations) with the live status: pid 0 once the container has stopped."""
-    from ..process import Process
-    from ..state import StateDir
+    from .load import load
 
-    st = StateDir(root, container_id).load()     # ContainerNotFound if absent
-    status = st.status
-    if status in ("created", "running"):
-        # the same rule as Container._live_status: the init is gone -> stopped
-        init = Process.attach(st.pid, st.start_time) if st.pid else None
-        if init is None or not init.alive():
-            status = "stopped"
-        if init is not None:
-            init.close()
+    container = load(root, container_id, native=False)
+    oci = container.state()                      # live status; pid while the init lives
+    created = container.statedir.load().created  # (Container has no `created` property)
     doc: dict[str, Any] = {
-        "ociVersion": st.oci_version,
-        "id": st.id,
-        "pid": st.pid if status in ("created", "running", "paused") else 0,
-        "status": status,
-        "bundle": st.bundle,
-        "rootfs": st.rootfs,
-        "created": st.created,
+        "ociVersion": oci["ociVersion"],
+        "id": oci["id"],
+        "pid": oci.get("pid", 0),
+        "status": oci["status"],
+        "bundle": oci["bundle"],
+        "rootfs": container.rootfs,
+        "created": created,
         "owner": "",
     }
-    if st.annotations:
-        doc["annotations"] = st.annotations
+    if oci.get("annotations"):
+        doc["annotations"] = oci["annotations"]
     return doc
 
 
