@@ -1,7 +1,8 @@
 """The container's cgroup v2 directory: make it, hand its fd to clone3, remove it.
 
 Works on a pure v2 host (``/sys/fs/cgroup``) and on a hybrid one (cgroup2 at
-``/sys/fs/cgroup/unified``). Resource limits are applied elsewhere (or refused).
+``/sys/fs/cgroup/unified``). ``linux.resources`` is applied by :meth:`Cgroup.set_resources`
+(mapping in resources.py); what cgroup v2 cannot do is refused.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ import os
 import select
 import signal
 import time
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from .. import spec
 
 CGROUP2_SUPER_MAGIC = 0x63677270
 _mountpoint_cache: str | None = None
@@ -142,3 +147,41 @@ class Cgroup:
                 if left <= 0:
                     raise TimeoutError(f"{self.path}: processes still present after {timeout}s")
                 poller.poll(min(left, 0.1) * 1000)
+
+    # -- linux.resources (see resources.py) ------------------------------------------------
+
+    def set_resources(
+        self,
+        resources: spec.Resources | None,
+        *,
+        root: str | None = None,
+        update: bool = False,
+        shares_formula: str = "linear",
+    ) -> list[tuple[str, str, str]]:
+        """Apply ``linux.resources``: plan the writes, enable the controllers they need from
+        the cgroup2 root down to the parent, plan again (the controllers' files now exist, so
+        ``io.bfq.weight`` vs ``io.weight`` and ``hugetlb.*.rsvd.max`` are decided on what the
+        kernel offers), write. The directory must exist (:meth:`create`).
+
+        ``update=True`` honours ``memory.checkBeforeUpdate``. Returns the writes made.
+        ``linux.resources.devices`` is not handled here (eBPF device program).
+        """
+        from . import resources as res
+
+        writes = res.plan_writes(resources, self.path, shares_formula=shares_formula)
+        if not writes:
+            return writes
+        if update:
+            res.check_memory_update(self.path, resources)
+        res.enable_controllers(
+            root or cgroup2_mountpoint(), self.path, res.controllers_by_field(writes)
+        )
+        writes = res.plan_writes(resources, self.path, shares_formula=shares_formula)
+        res.apply(self.path, writes)
+        return writes
+
+    def stats(self) -> dict[str, Any]:
+        """runc ``events --stats`` data for this cgroup (best effort)."""
+        from . import resources as res
+
+        return res.stats(self.path)
