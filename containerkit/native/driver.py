@@ -1,9 +1,10 @@
 """NativeDriver: the in-process ExecutionDriver (parent side).
 
 create: plan -> cgroup dir -> exec FIFO + sync socket -> clone3 into the cgroup with
-the new namespaces -> wait for CREATED. start: release the FIFO; when this process
-created the init, wait until execve closed the sync socket. delete: kill what is
-left in the cgroup, reap, remove the cgroup.
+the new namespaces, the child running the plan in C (``syscalls.spawn``) -> wait for
+CREATED. start: release the FIFO; when this process created the init, wait until
+execve closed the sync socket. delete: kill what is left in the cgroup, reap, remove
+the cgroup.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import IO, TYPE_CHECKING
 
 from .. import syscalls
 from ..cgroups import Cgroup, container_cgroup_path
+from ..errors import ContainerkitError
 from ..process import Process
-from . import child, sync
+from . import sync
+from .ops import OpArray
 from .plan import build
 
 if TYPE_CHECKING:
@@ -50,16 +53,15 @@ class NativeDriver:
         cgroup = self.cgroup_for(container)
         try:
             stdio = (_fd(container.stdin, 0), _fd(container.stdout, 1), _fd(container.stderr, 2))
+            into_cgroup = syscalls.clone3_into_cgroup()
             plan = build(container.spec, rootfs=container.rootfs, bundle=container.bundle,
                          cgroup_dir=cgroup.path, sync_fd=child_sock.fileno(), fifo_fd=fifo_fd,
-                         stdio=stdio)
+                         stdio=stdio, placed_in_cgroup=into_cgroup)
+            ops = OpArray(plan.steps)
             cgroup_fd = cgroup.create()
-            pid, pidfd, placed = syscalls.clone(plan.clone_flags, cgroup_fd)
-            if pid == 0:  # the container's init: run the plan, never come back
-                try:
-                    child.run(plan.steps, child_sock.fileno())
-                finally:
-                    os._exit(127)
+            pid, pidfd, placed = syscalls.spawn(plan.clone_flags,
+                                                cgroup_fd if into_cgroup else -1,
+                                                ops.ops, child_sock.fileno())
         except BaseException:
             parent_sock.close()
             if cgroup_fd >= 0:
@@ -74,7 +76,10 @@ class NativeDriver:
                 os.close(cgroup_fd)
         process = Process(pid, pidfd, is_child=True)
         try:
-            if not placed:
+            if placed != into_cgroup:   # clone3 vanished since the probe: the plan is wrong
+                raise ContainerkitError("clone3: CLONE_INTO_CGROUP was probed but not "
+                                        "available at the clone")
+            if not placed:              # the child waits in "wait for cgroup"
                 cgroup.add(pid)
                 parent_sock.send(sync.CGROUP)
             sync.expect_created(parent_sock)

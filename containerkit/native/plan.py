@@ -4,6 +4,8 @@ The order follows runc's standard init: namespaces, hostname, loopback, mount
 propagation, rootfs bind, spec mounts, /dev nodes, pivot_root, masked and read-only
 paths, root read-only, cwd, rlimits, bounding set, user, capabilities, no_new_privs,
 fd hygiene, the executable lookup, report CREATED and wait for start, execve.
+Each step is an op for the C child (``ops.py``), with a name and a detail that an
+error report carries.
 """
 
 from __future__ import annotations
@@ -12,14 +14,11 @@ import os
 import resource
 from dataclasses import dataclass, field
 
-import prctl
-
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
 from . import capabilities as caps
-from . import child
-from .child import Step
+from . import ops
 from .mountopts import PROPAGATION
 from .mountopts import parse as parse_mount_options
 from .paths import secure_join
@@ -44,12 +43,11 @@ DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 @dataclass
 class Plan:
     clone_flags: int
-    steps: list[Step] = field(default_factory=list)
+    steps: list[ops.Step] = field(default_factory=list)
     join_fds: list[int] = field(default_factory=list)   # opened ns files: close after clone
-    found: list[bytes] = field(default_factory=list)    # filled in the child by the lookup
 
-    def add(self, name: str, fn: object, *args: object, detail: str = "") -> None:
-        self.steps.append((name, fn, args, detail))  # type: ignore[arg-type]
+    def add(self, name: str, op: ops.Op, detail: str = "") -> None:
+        self.steps.append(ops.Step(name, op[0], op[1], detail))
 
     def close(self) -> None:
         for fd in self.join_fds:
@@ -119,7 +117,11 @@ def _camel(name: str) -> str:
 
 def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd: int, fifo_fd: int,
           stdio: tuple[int, int, int], placed_in_cgroup: bool = True) -> Plan:
-    """The whole child side as a list of steps. ``rootfs`` is the absolute host path."""
+    """The whole child side as a list of steps. ``rootfs`` is the absolute host path.
+
+    ``placed_in_cgroup``: the clone puts the child in its cgroup (CLONE_INTO_CGROUP);
+    when False the child first waits for the parent to do it.
+    """
     check_supported(spec)
     assert spec.process is not None and spec.root is not None
     proc = spec.process
@@ -133,10 +135,10 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     plan = Plan(clone_flags=flags)
     add = plan.add
 
-    add("reset signals", s.reset_signals)
-    add("stdio", child.dup_stdio, stdio)
+    add("reset signals", ops.reset_signals())
+    add("stdio", ops.stdio(stdio))
     if not placed_in_cgroup:
-        add("wait for cgroup", child.wait_parent, sync_fd)
+        add("wait for cgroup", ops.wait_parent(sync_fd))
     for t in JOINABLE:
         ns = ns_types.get(t)
         if ns is not None and ns.path:
@@ -147,26 +149,27 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
                 raise SpecError(f"config.json: linux.namespaces: {t} path {ns.path}: "
                                 f"{e.strerror}") from None
             plan.join_fds.append(fd)
-            add("setns", s.setns, fd, NAMESPACE_FLAGS[t], detail=f"{t} {ns.path}")
+            add("setns", ops.setns(fd, NAMESPACE_FLAGS[t]), detail=f"{t} {ns.path}")
     # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
-    add("fds", s.close_fds_except, tuple(sorted({sync_fd, fifo_fd, *plan.join_fds})))
+    add("fds", ops.close_fds_except((sync_fd, fifo_fd, *plan.join_fds)))
     cg = ns_types.get("cgroup")
     if cg is not None and not cg.path:
-        add("unshare", s.unshare, s.CLONE_NEWCGROUP, detail="cgroup namespace")
+        add("unshare", ops.unshare(s.CLONE_NEWCGROUP), detail="cgroup namespace")
     if proc.oom_score_adj is not None:
-        add("oomScoreAdj", child.write_file, b"/proc/self/oom_score_adj",
-            str(proc.oom_score_adj).encode(), detail=str(proc.oom_score_adj))
+        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
+                                          str(proc.oom_score_adj).encode()),
+            detail=str(proc.oom_score_adj))
 
     if "uts" in ns_types and not ns_types["uts"].path:
         if spec.hostname:
-            add("sethostname", s.sethostname, spec.hostname.encode(), detail=spec.hostname)
+            add("sethostname", ops.sethostname(spec.hostname.encode()), detail=spec.hostname)
         if spec.domainname:
-            add("setdomainname", s.setdomainname, spec.domainname.encode(),
+            add("setdomainname", ops.setdomainname(spec.domainname.encode()),
                 detail=spec.domainname)
     elif spec.hostname or spec.domainname:
         raise SpecError("config.json: hostname: needs a new uts namespace")
     if "network" in ns_types and not ns_types["network"].path:
-        add("loopback", s.loopback_up, detail="lo up")
+        add("loopback", ops.loopback_up(), detail="lo up")
 
     if "mount" not in ns_types:
         raise UnsupportedError("linux.namespaces: a container without a mount namespace is "
@@ -174,19 +177,20 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     _rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir)
     _process_steps(plan, spec, proc)
 
-    plan.add("fds", s.close_range, 3, s.FD_MAX, s.CLOSE_RANGE_CLOEXEC)
+    add("fds", ops.cloexec_from(3))
     env = {}
     for i, e in enumerate(proc.env):
         key, eq, value = e.partition("=")
         if not eq or not key:
             raise SpecError(f"config.json: process.env[{i}]: {e!r} is not KEY=VALUE")
         env[key.encode()] = value.encode()
-    plan.add("exec", child.find_executable, _candidates(proc.args[0], proc.env), plan.found,
-             detail=repr(proc.args[0]))
-    plan.add("created", child.report_created_and_wait, sync_fd, fifo_fd)
+    add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
+        detail=repr(proc.args[0]))
+    add("created", ops.report_created_and_wait(sync_fd, fifo_fd))
     umask = proc.user.umask if proc.user.umask is not None else 0o022
-    plan.add("exec", child.execve, plan.found, [a.encode() for a in proc.args], env, umask,
-             detail=repr(proc.args[0]))
+    add("exec", ops.execve(tuple(a.encode() for a in proc.args),
+                           tuple(k + b"=" + v for k, v in env.items()), umask),
+        detail=repr(proc.args[0]))
     return plan
 
 
@@ -199,8 +203,8 @@ def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
         raise SpecError(f"config.json: linux.rootfsPropagation: unknown value {prop!r}")
     if PROPAGATION[prop] & s.MS_SHARED:
         raise UnsupportedError("linux.rootfsPropagation: shared is not supported yet")
-    add("rootfs propagation", s.mount, None, b"/", None, PROPAGATION[prop], detail=prop)
-    add("rootfs bind", s.mount, broot, broot, None, s.MS_BIND | s.MS_REC, detail=rootfs)
+    add("rootfs propagation", ops.mount(None, b"/", None, PROPAGATION[prop]), detail=prop)
+    add("rootfs bind", ops.mount(broot, broot, None, s.MS_BIND | s.MS_REC), detail=rootfs)
 
     dev_is_tmpfs = False
     for i, m in enumerate(spec.mounts):
@@ -223,40 +227,42 @@ def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             if not os.path.exists(source):
                 raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
             if os.path.isdir(source):
-                add("mkdir", child.mkdirs, btarget, detail=dest)
+                add("mkdir", ops.mkdirs(btarget), detail=dest)
             else:
-                add("mkfile", child.make_file, btarget, detail=dest)
+                add("mkfile", ops.make_file(btarget), detail=dest)
             base = s.MS_BIND | (opts.flags & s.MS_REC)
             remount = opts.flags & ~(s.MS_BIND | s.MS_REC)
-            add("mount", child.mount_bind, source.encode(), btarget, base, remount,
-                opts.propagation, detail=f"{source} on {dest}")
+            add("mount", ops.bind(source.encode(), btarget, base, remount, opts.propagation),
+                detail=f"{source} on {dest}")
             continue
         if fstype in ("cgroup", "cgroup2"):
             # The container's own cgroup directory, bound read-only: the view a cgroup2
             # mount gives inside a cgroup namespace. A fresh cgroup2 mount would wait for
             # an RCU grace period (5-20 ms) and rewrite the host hierarchy's root flags.
-            add("mkdir", child.mkdirs, btarget, detail=dest)
-            add("mount", child.mount_bind, cgroup_dir.encode(), btarget, s.MS_BIND,
+            add("mkdir", ops.mkdirs(btarget), detail=dest)
+            add("mount", ops.bind(
+                cgroup_dir.encode(), btarget, s.MS_BIND,
                 opts.flags & ~(s.MS_BIND | s.MS_REC) | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC,
-                opts.propagation, detail=f"cgroup on {dest}")
+                opts.propagation), detail=f"cgroup on {dest}")
             continue
         if not fstype:
             raise SpecError(f"config.json: {field}.type: required for a non-bind mount")
-        add("mkdir", child.mkdirs, btarget, detail=dest)
-        add("mount", child.mount_fs, (m.source or fstype).encode(), btarget, fstype.encode(),
-            opts.flags, opts.data.encode() or None, opts.propagation,
+        add("mkdir", ops.mkdirs(btarget), detail=dest)
+        add("mount", ops.mount((m.source or fstype).encode(), btarget, fstype.encode(),
+                               opts.flags, opts.data.encode() or None, opts.propagation),
             detail=f"{fstype} on {dest}")
 
     devdir = os.path.join(rootfs, "dev").encode()
     if dev_is_tmpfs:
         for name, major, minor in DEFAULT_DEVICES:
-            add("mknod", child.make_device, devdir + b"/" + name.encode(),
-                0o020666, os.makedev(major, minor), 0, 0, detail=f"/dev/{name}")
+            add("mknod", ops.make_device(devdir + b"/" + name.encode(), 0o020666,
+                                         os.makedev(major, minor), 0, 0),
+                detail=f"/dev/{name}")
         for target, name in DEV_SYMLINKS:
-            add("symlink", child.symlink, target, devdir + b"/" + name,
+            add("symlink", ops.symlink(target, devdir + b"/" + name),
                 detail=f"/dev/{name.decode()}")
         if any(os.path.normpath(m.destination) == "/dev/pts" for m in spec.mounts):
-            add("symlink", child.symlink, b"pts/ptmx", devdir + b"/ptmx", detail="/dev/ptmx")
+            add("symlink", ops.symlink(b"pts/ptmx", devdir + b"/ptmx"), detail="/dev/ptmx")
     for i, d in enumerate(linux.devices):
         field = f"linux.devices[{i}]"
         if not os.path.normpath(d.path).startswith("/dev/"):
@@ -266,17 +272,17 @@ def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             raise SpecError(f"config.json: {field}.type: unknown device type {d.type!r}")
         mode = kind | ((d.file_mode if d.file_mode is not None else 0o666) & 0o7777)
         host = secure_join(rootfs, d.path).encode()
-        add("mkdir", child.mkdirs, os.path.dirname(host), detail=os.path.dirname(d.path))
-        add("mknod", child.make_device, host, mode, os.makedev(d.major or 0, d.minor or 0),
-            d.uid or 0, d.gid or 0, detail=d.path)
+        add("mkdir", ops.mkdirs(os.path.dirname(host)), detail=os.path.dirname(d.path))
+        add("mknod", ops.make_device(host, mode, os.makedev(d.major or 0, d.minor or 0),
+                                     d.uid or 0, d.gid or 0), detail=d.path)
 
-    add("pivot_root", child.pivot, broot, detail=rootfs)
+    add("pivot_root", ops.pivot_root(broot), detail=rootfs)
     for p in linux.masked_paths:
-        add("maskedPaths", child.mask_path, p.encode(), detail=p)
+        add("maskedPaths", ops.mask_path(p.encode()), detail=p)
     for p in linux.readonly_paths:
-        add("readonlyPaths", child.remount_readonly, p.encode(), True, detail=p)
+        add("readonlyPaths", ops.remount_readonly(p.encode(), True), detail=p)
     if spec.root is not None and spec.root.readonly:
-        add("root.readonly", child.remount_readonly, b"/", False, detail="/")
+        add("root.readonly", ops.remount_readonly(b"/", False), detail="/")
 
 
 def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
@@ -284,9 +290,8 @@ def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
     cwd = proc.cwd or "/"
     if not cwd.startswith("/"):
         raise SpecError(f"config.json: process.cwd: {cwd!r} must be an absolute path")
-    add("cwd", os.chdir, cwd.encode(), detail=cwd)
+    add("cwd", ops.chdir(cwd.encode()), detail=cwd)
 
-    limits = []
     for i, rl in enumerate(proc.rlimits):
         num = RLIMITS.get(rl.type)
         if num is None:
@@ -294,9 +299,7 @@ def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
         if rl.soft > rl.hard:
             raise SpecError(f"config.json: process.rlimits[{i}]: soft {rl.soft} above hard "
                             f"{rl.hard}")
-        limits.append((num, rl.soft, rl.hard))
-    if limits:
-        add("rlimits", child.set_rlimits, tuple(limits), resource.setrlimit)
+        add("rlimits", ops.setrlimit(num, rl.soft, rl.hard), detail=rl.type)
 
     c = proc.capabilities
     all_caps = (1 << (caps.last_cap() + 1)) - 1
@@ -307,24 +310,21 @@ def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
         perm = caps.mask(c.permitted, "process.capabilities.permitted")
         inh = caps.mask(c.inheritable, "process.capabilities.inheritable")
         amb = caps.mask(c.ambient, "process.capabilities.ambient")
-        drop = tuple(caps.numbers(all_caps & ~bounding))
+        drop = all_caps & ~bounding
     else:  # no capabilities object: the process keeps none (as runc)
         eff = perm = inh = amb = 0
-        drop = tuple(caps.numbers(all_caps))
+        drop = all_caps
     if drop:
-        add("capabilities", prctl.capbset.drop, *drop, detail="bounding")
+        add("capabilities", ops.capbset_drop(drop), detail="bounding")
 
     u = proc.user
-    if u.uid or u.gid or u.additional_gids:
-        add("user", child.set_user, u.uid, u.gid, list(u.additional_gids),
-            (lambda: prctl.set_keepcaps(True)) if u.uid else None,
-            detail=f"{u.uid}:{u.gid}")
-    else:
-        add("user", s.setgroups, [], detail="0:0")
-    add("capabilities", child.set_caps, eff, perm, inh, tuple(caps.numbers(amb)),
+    change_ids = bool(u.uid or u.gid or u.additional_gids)
+    add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids),
+        detail=f"{u.uid}:{u.gid}")
+    add("capabilities", ops.set_caps(eff, perm, inh, amb),
         detail="effective/permitted/inheritable/ambient")
     if proc.no_new_privileges:
-        add("noNewPrivileges", prctl.set_no_new_privs, 1)
+        add("noNewPrivileges", ops.no_new_privs())
 
 
 def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:

@@ -12,6 +12,7 @@ from containerkit import syscalls as s
 from containerkit.errors import ConfigError, SetupError, SpecError, UnsupportedError
 from containerkit.native import capabilities, sync
 from containerkit.native.mountopts import parse
+from containerkit.native.ops import OpArray
 from containerkit.native.paths import secure_join
 from containerkit.native.plan import build
 from containerkit.state import State, StateDir, check_id, write_atomic
@@ -86,9 +87,9 @@ def test_sync_error_message_names_step_and_path() -> None:
     sync.raise_if_error(sync.CREATED)
 
 
-def _plan_names(spec: oci.Spec, rootfs: str) -> list[str]:
+def _plan_names(spec: oci.Spec, rootfs: str, placed_in_cgroup: bool = True) -> list[str]:
     plan = build(spec, rootfs=rootfs, bundle=rootfs, cgroup_dir="/sys/fs/cgroup/x",
-                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2), placed_in_cgroup=placed_in_cgroup)
     plan.close()
     return [step[0] for step in plan.steps]
 
@@ -122,3 +123,52 @@ def test_plan_refuses_hostname_without_uts(tmp_path: Path) -> None:
     spec.linux.namespaces = [n for n in spec.linux.namespaces if n.type != "uts"]
     with pytest.raises(SpecError, match="hostname: needs a new uts namespace"):
         _plan_names(spec, str(tmp_path))
+
+
+def test_plan_waits_for_the_cgroup_only_without_clone_into_cgroup(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=True)
+    assert "wait for cgroup" not in _plan_names(spec, str(tmp_path))
+    names = _plan_names(spec, str(tmp_path), placed_in_cgroup=False)
+    # before anything that depends on the cgroup (the cgroup namespace is unshared later)
+    assert names[:4] == ["reset signals", "stdio", "wait for cgroup", "fds"]
+
+
+def test_op_array_lays_out_every_step(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=False)
+    assert spec.process is not None
+    spec.process.args = ["sh", "-c", "true"]
+    spec.process.env = ["PATH=/bin:/usr/bin", "A=1", "A=2"]
+    spec.process.rlimits = [oci.Rlimit(type="RLIMIT_NOFILE", hard=2**64 - 1, soft=1024)]
+    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/x",
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
+    array = OpArray(plan.steps)
+    ops = array.ops
+    assert len(ops) == len(plan.steps)
+    for op, step in zip(ops, plan.steps, strict=True):
+        assert (op.code, s.ffi.string(op.name).decode()) == (step.code, step.name)
+        assert s.ffi.string(op.detail).decode() == step.detail
+
+    def strv(p: object) -> list[bytes]:
+        out = []
+        while p[len(out)] != s.ffi.NULL:  # type: ignore[index]
+            out.append(s.ffi.string(p[len(out)]))  # type: ignore[index]
+        return out
+
+    lookup, created, execve = ops[len(ops) - 3], ops[len(ops) - 2], ops[len(ops) - 1]
+    assert strv(lookup.argv) == [b"/bin/sh", b"/usr/bin/sh"]      # the container's PATH
+    assert list(created.i)[:2] == [10, 11]
+    assert strv(execve.argv) == [b"sh", b"-c", b"true"]
+    assert strv(execve.envp) == [b"PATH=/bin:/usr/bin", b"A=2"]   # last one wins
+    rlimit = next(op for op in ops if op.code == s.lib.CK_OP_RLIMIT)
+    assert list(rlimit.i)[1:3] == [1024, -1]                      # RLIM_INFINITY
+    keep = next(op for op in ops if op.code == s.lib.CK_OP_CLOSE_FDS)
+    assert [keep.ids[k] for k in range(keep.nids)] == [10, 11]
+
+
+def test_op_array_refuses_nul_bytes(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=False)
+    spec.hostname = "a\0b"
+    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/x",
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
+    with pytest.raises(SpecError, match="sethostname .*NUL byte"):
+        OpArray(plan.steps)

@@ -1,0 +1,254 @@
+"""The container init's work between clone and execve, as data for the C child.
+
+``plan.py`` builds an ordered list of steps ``(name, opcode, args, detail)`` from the
+constructors below; ``OpArray`` lays them out as the C array ``struct ck_op[]`` that
+``syscalls.spawn`` gives to the child. The child (``ck_spawn`` in
+``_native/build_native.py``) runs the ops in C, as CPython's ``_posixsubprocess``
+does: no Python, no allocation. When an op fails it sends ``ERROR name errno detail``
+on the sync socket (``sync.py``) and exits, and the parent raises ``SetupError``.
+
+Every path, flag and string is resolved here, in the parent. Each constructor says what
+the child does with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ..errors import SpecError
+from ..syscalls import ffi, lib
+
+
+@dataclass(frozen=True, slots=True)
+class Args:
+    """An op's operands (the fields of ``struct ck_op``; unused ones stay NULL/0)."""
+
+    s: tuple[bytes | None, ...] = ()       # up to 4 strings
+    i: tuple[int, ...] = ()                # up to 4 integers (64-bit)
+    ids: tuple[int, ...] = ()              # unsigned ints: fds to keep, or gids
+    argv: tuple[bytes, ...] | None = None  # NULL-terminated in C
+    envp: tuple[bytes, ...] | None = None
+
+
+class Step(NamedTuple):
+    name: str      # reported on failure, with errno and detail
+    code: int      # enum ck_opcode
+    args: Args
+    detail: str
+
+
+Op = tuple[int, Args]
+
+
+def reset_signals() -> Op:
+    """Default signal dispositions and an empty mask (all were blocked across the
+    clone); SIGPIPE stays ignored until execve. Must be the first op."""
+    return lib.CK_OP_RESET_SIGNALS, Args()
+
+
+def stdio(fds: tuple[int, int, int]) -> Op:
+    """``fds[i]`` onto fd ``i``, inheritable; a source already on 0..2 is first copied
+    out of the way so that no swap clobbers it. A negative fd leaves ``i`` as is."""
+    return lib.CK_OP_STDIO, Args(i=fds)
+
+
+def wait_parent(sync_fd: int) -> Op:
+    """Block until the parent sends CGROUP (only without CLONE_INTO_CGROUP)."""
+    return lib.CK_OP_WAIT_PARENT, Args(i=(sync_fd,))
+
+
+def setns(fd: int, nstype: int) -> Op:
+    return lib.CK_OP_SETNS, Args(i=(fd, nstype))
+
+
+def close_fds_except(keep: tuple[int, ...]) -> Op:
+    """Close every fd >= 3 except ``keep``: nothing of the caller's crosses over."""
+    return lib.CK_OP_CLOSE_FDS, Args(ids=tuple(sorted(set(keep))))
+
+
+def unshare(flags: int) -> Op:
+    return lib.CK_OP_UNSHARE, Args(i=(flags,))
+
+
+def write_file(path: bytes, text: bytes) -> Op:
+    """open(O_WRONLY) + one write, e.g. /proc/self/oom_score_adj."""
+    return lib.CK_OP_WRITE_FILE, Args(s=(path, text))
+
+
+def sethostname(name: bytes) -> Op:
+    return lib.CK_OP_SETHOSTNAME, Args(s=(name,))
+
+
+def setdomainname(name: bytes) -> Op:
+    return lib.CK_OP_SETDOMAINNAME, Args(s=(name,))
+
+
+def loopback_up() -> Op:
+    """Set IFF_UP on "lo" in the new network namespace (two ioctls, no netlink)."""
+    return lib.CK_OP_LOOPBACK_UP, Args()
+
+
+def mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int,
+          data: bytes | None = None, propagation: int = 0) -> Op:
+    """mount(2), then a second call for the propagation flags when there are any."""
+    return lib.CK_OP_MOUNT, Args(s=(source, target, fstype, data), i=(flags, propagation))
+
+
+def bind(source: bytes, target: bytes, flags: int, remount: int = 0,
+         propagation: int = 0) -> Op:
+    """A bind mount (``flags``: MS_BIND [| MS_REC]); ``remount`` flags (ro, nosuid...)
+    need a bind remount, which keeps the nosuid/nodev/noexec/atime flags the mount
+    already has (statfs), as the kernel would otherwise clear them."""
+    return lib.CK_OP_BIND, Args(s=(source, target), i=(flags, remount, propagation))
+
+
+def mkdirs(path: bytes) -> Op:
+    """mkdir -p (0755); an existing path, even a file, is fine: the mount says more."""
+    return lib.CK_OP_MKDIRS, Args(s=(path,))
+
+
+def make_file(path: bytes) -> Op:
+    """An empty file (and its directory) for a file bind mount, unless one exists."""
+    return lib.CK_OP_MKFILE, Args(s=(path,))
+
+
+def make_device(path: bytes, mode: int, dev: int, uid: int, gid: int) -> Op:
+    """unlink (a missing file is fine), mknod, chown, chmod to the exact mode."""
+    return lib.CK_OP_MKNOD, Args(s=(path,), i=(mode, dev, uid, gid))
+
+
+def symlink(target: bytes, path: bytes) -> Op:
+    """symlink(2); an existing ``path`` is fine."""
+    return lib.CK_OP_SYMLINK, Args(s=(target, path))
+
+
+def pivot_root(rootfs: bytes) -> Op:
+    """chdir(rootfs), pivot_root(".", "."), umount2(".", MNT_DETACH), chdir("/")."""
+    return lib.CK_OP_PIVOT_ROOT, Args(s=(rootfs,))
+
+
+def mask_path(path: bytes) -> Op:
+    """A directory under an empty read-only tmpfs, a file under /dev/null; missing: no-op."""
+    return lib.CK_OP_MASK, Args(s=(path,))
+
+
+def remount_readonly(path: bytes, bind_first: bool) -> Op:
+    """Bind ``path`` onto itself (``bind_first``; a missing path is skipped), then a
+    read-only bind remount that keeps the mount's other flags."""
+    return lib.CK_OP_READONLY, Args(s=(path,), i=(int(bind_first),))
+
+
+def chdir(path: bytes) -> Op:
+    return lib.CK_OP_CHDIR, Args(s=(path,))
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> Op:
+    """setrlimit(2); 2**64-1 is RLIM_INFINITY."""
+    return lib.CK_OP_RLIMIT, Args(i=(resource, soft, hard))
+
+
+def capbset_drop(caps: int) -> Op:
+    """PR_CAPBSET_DROP for every capability whose bit is set in ``caps``."""
+    return lib.CK_OP_CAPBSET_DROP, Args(i=(caps,))
+
+
+def set_user(uid: int, gid: int, groups: list[int], change_ids: bool) -> Op:
+    """setgroups(groups); when ``change_ids``: setgid, PR_SET_KEEPCAPS (for a non-root
+    uid, so that the capabilities op still finds a permitted set), setuid."""
+    return lib.CK_OP_SET_USER, Args(i=(uid, gid, int(change_ids)), ids=tuple(groups))
+
+
+def set_caps(effective: int, permitted: int, inheritable: int, ambient: int) -> Op:
+    """capset with exactly these sets, then raise the ambient caps that are also
+    permitted and inheritable (the kernel refuses the others)."""
+    return lib.CK_OP_CAPS, Args(i=(effective, permitted, inheritable, ambient))
+
+
+def no_new_privs() -> Op:
+    return lib.CK_OP_NO_NEW_PRIVS, Args()
+
+
+def cloexec_from(first: int) -> Op:
+    """close_range(first, ~0, CLOSE_RANGE_CLOEXEC): the sync socket and the exec FIFO
+    stay usable until execve closes them."""
+    return lib.CK_OP_CLOEXEC_FROM, Args(i=(first,))
+
+
+def find_executable(candidates: tuple[bytes, ...]) -> Op:
+    """The first candidate that is an executable regular file (stat + access X_OK),
+    remembered for the execve op; else ENOENT, or EACCES when one was found but not
+    executable (other stat errors win over ENOENT), as execvp would say."""
+    return lib.CK_OP_FIND_EXEC, Args(argv=candidates)
+
+
+def report_created_and_wait(sync_fd: int, fifo_fd: int) -> Op:
+    """Send CREATED, then block reading one byte from exec.fifo (``start`` writes it)."""
+    return lib.CK_OP_CREATED, Args(i=(sync_fd, fifo_fd))
+
+
+def execve(argv: tuple[bytes, ...], envp: tuple[bytes, ...], umask: int) -> Op:
+    """umask, SIGPIPE back to default, execve of what the lookup found."""
+    return lib.CK_OP_EXECVE, Args(argv=argv, envp=envp, i=(umask,))
+
+
+_NAMES: dict[str, object] = {}  # step names are few and fixed: one C string each
+
+
+class OpArray:
+    """``steps`` as a cdata ``struct ck_op[]`` (``.ops``), with every buffer its
+    pointers refer to: keep this object alive until ``syscalls.spawn`` returned."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        self._buffers: list[object] = []
+        self.ops = ffi.new("struct ck_op[]", len(steps))
+        for op, step in zip(self.ops, steps, strict=True):
+            name, code, args, detail = step
+            op.code = code
+            cname = _NAMES.get(name)
+            if cname is None:
+                cname = _NAMES[name] = ffi.new("char[]", name.encode())
+            op.name = cname
+            op.detail = self._str(detail.encode(), step)
+            if len(args.s) > 4 or len(args.i) > 4:
+                raise ValueError(f"{_where(step)}: more operands than struct ck_op holds")
+            for k, value in enumerate(args.s):
+                op.s[k] = self._str(value, step)
+            for k, value in enumerate(args.i):
+                op.i[k] = _int64(value, step)
+            if args.ids:
+                ids = ffi.new("unsigned int[]", args.ids)
+                self._buffers.append(ids)
+                op.ids = ids
+                op.nids = len(args.ids)
+            if args.argv is not None:
+                op.argv = self._strv(args.argv, step)
+            if args.envp is not None:
+                op.envp = self._strv(args.envp, step)
+
+    def _str(self, value: bytes | None, step: Step) -> object:
+        if value is None:
+            return ffi.NULL
+        if b"\0" in value:  # C would silently cut the string there
+            raise SpecError(f"config.json: {_where(step)}: {value!r} contains a NUL byte")
+        buf = ffi.new("char[]", value)
+        self._buffers.append(buf)
+        return buf
+
+    def _strv(self, values: tuple[bytes, ...], step: Step) -> object:
+        vec = ffi.new("char *[]", [self._str(v, step) for v in values] + [ffi.NULL])
+        self._buffers.append(vec)
+        return vec
+
+
+def _where(step: Step) -> str:
+    return f"{step.name} {step.detail}".strip()
+
+
+def _int64(value: int, step: Step) -> int:
+    """As a C long long: 2**63..2**64-1 (masks, RLIM_INFINITY) wrap to negative."""
+    if value >= 1 << 63:
+        value -= 1 << 64
+    if not -(1 << 63) <= value < 1 << 63:
+        raise SpecError(f"config.json: {_where(step)}: {value} does not fit in 64 bits")
+    return value
