@@ -59,6 +59,9 @@ class NativeDriver:
                          stdio=stdio, placed_in_cgroup=into_cgroup)
             ops = OpArray(plan.steps)
             cgroup_fd = cgroup.create()
+            linux = container.spec.linux
+            if linux is not None and linux.resources is not None:
+                cgroup.set_resources(linux.resources)   # limits hold from the first instruction
             pid, pidfd, placed = syscalls.spawn(plan.clone_flags,
                                                 cgroup_fd if into_cgroup else -1,
                                                 ops.ops, child_sock.fileno())

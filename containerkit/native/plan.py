@@ -93,21 +93,13 @@ def check_supported(spec: oci.Spec) -> None:
         raise UnsupportedError("linux.uidMappings: user namespaces are not supported yet")
     res = linux.resources
     if res is not None:
-        extra = {k for k, v in _present(res).items() if k != "devices"}
-        if extra:
-            raise UnsupportedError(
-                f"linux.resources.{sorted(extra)[0]}: cgroup resource limits are not "
-                "supported yet")
+        # limits are applied by the driver (cgroups.resources), which refuses what the
+        # host cannot enforce; device rules need the eBPF program, not there yet
         for rule in res.devices or ():
             if rule.allow:
                 raise UnsupportedError(
                     "linux.resources.devices: allow rules need the cgroup device "
                     "controller, not supported yet")
-
-
-def _present(res: object) -> dict[str, object]:
-    d = res.to_dict() if hasattr(res, "to_dict") else dict(vars(res))  # type: ignore[attr-defined]
-    return {k: v for k, v in d.items() if v not in (None, [], {}, "") and k != "extra"}
 
 
 def _camel(name: str) -> str:

@@ -382,7 +382,11 @@ def test_missing_bundle_and_config(tmp_path: Any, state_root: str) -> None:
 
 @pytest.mark.parametrize("edit,match", [
     (lambda c: c["linux"]["resources"].update(memory={"limit": 1 << 20}),
-     "linux.resources.memory"),
+     "linux.resources.memory: the memory controller is not available"),
+    (lambda c: c["linux"]["resources"].update(pids={"limit": 10}),
+     "linux.resources.pids: the pids controller is not available"),
+    (lambda c: c["linux"]["resources"].update(cpu={"realtimeRuntime": 1000}),
+     "linux.resources.cpu.realtimeRuntime"),
     (lambda c: c["process"].update(terminal=True), "process.terminal"),
     (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
     (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "user namespaces"),

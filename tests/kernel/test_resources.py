@@ -1,0 +1,48 @@
+"""linux.resources applied to a real container on a pure cgroup v2 kernel (run in the VM)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from containerkit import Bundle, NativeDriver, new_container
+from containerkit.busybox import make_bundle
+
+
+def _run(tmp_path: Any, args: list[str], resources: dict[str, Any]) -> tuple[int, str]:
+    bundle = make_bundle(str(tmp_path / "b"), args=args)
+    with open(os.path.join(bundle, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["linux"]["resources"].update(resources)
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    out = tmp_path / "out"
+    config = Bundle(bundle, id="res1", root=str(tmp_path / "state"))
+    with open(out, "w+") as f:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.stdout = f
+            c.stderr = f
+            c.create()
+            c.start()
+            status = c.wait(timeout=120)
+        f.seek(0)
+        return status or 0, f.read()
+
+
+def test_limits_are_visible_inside(tmp_path: Any) -> None:
+    status, out = _run(tmp_path, ["/bin/sh", "-c",
+                                  "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max "
+                                  "/sys/fs/cgroup/cpu.max"],
+                       {"memory": {"limit": 64 << 20}, "pids": {"limit": 32},
+                        "cpu": {"quota": 50000, "period": 100000}})
+    assert status == 0, out
+    assert out.split() == [str(64 << 20), "32", "50000", "100000"]
+
+
+def test_pids_limit_stops_forks(tmp_path: Any) -> None:
+    status, out = _run(tmp_path, ["/bin/sh", "-c",
+                                  "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>&1; "
+                                  "echo started $(jobs | wc -l)"],
+                       {"pids": {"limit": 4}})
+    assert "can't fork" in out or "Resource temporarily unavailable" in out, out
