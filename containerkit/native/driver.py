@@ -59,6 +59,9 @@ class NativeDriver:
                          stdio=stdio, placed_in_cgroup=into_cgroup)
             ops = OpArray(plan.steps)
             cgroup_fd = cgroup.create()
+            # recorded before anything runs in it: a create killed half-way is cleaned up
+            # by remove_abandoned (delete --force) through this link
+            os.symlink(cgroup.path, os.path.join(container.statedir.path, "cgroup"))
             linux = container.spec.linux
             if linux is not None and linux.resources is not None:
                 cgroup.set_resources(linux.resources)   # limits hold from the first instruction

@@ -488,3 +488,21 @@ def test_sys_fs_cgroup_is_the_container_cgroup_read_only(make_bundle: Callable[.
     assert lines[1] == "1"              # its own cgroup: only the container's pid 1
     assert lines[2] == "read-only"
     assert lines[3].startswith("ro,nosuid,nodev,noexec")
+
+
+def test_abandoned_create_is_removed_with_its_cgroup(make_bundle: Callable[..., str],
+                                                     state_root: str) -> None:
+    """A create killed after the clone (state.json never written): delete --force finds the
+    cgroup through the link made before the clone, kills the init and removes both."""
+    from containerkit.container import remove_abandoned
+
+    config = Bundle(make_bundle(["true"]), id="abandoned", root=state_root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    c.create()
+    os.unlink(os.path.join(state_root, "abandoned", "state.json"))
+    cgroup = c.cgroup_path
+    assert os.path.isdir(cgroup)
+    assert remove_abandoned(state_root, "abandoned") is False
+    assert not os.path.exists(cgroup)
+    assert not os.path.exists(os.path.join(state_root, "abandoned"))
+    assert c.wait(timeout=10) == 128 + signal.SIGKILL
