@@ -19,13 +19,20 @@ NAMES = (
 NUMBERS = {name: i for i, name in enumerate(NAMES)}
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    """The highest capability this kernel knows (caps above it cannot be asked for)."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(NAMES) - 1
+    """The highest capability this kernel knows (caps above it cannot be asked for); read
+    once per process."""
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap = int(f.read())
+        except OSError:
+            _last_cap = len(NAMES) - 1
+    return _last_cap
 
 
 def mask(names: list[str] | None, field: str) -> int:
