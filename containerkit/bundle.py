@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Protocol
 
 from . import spec as oci
 from .errors import ConfigError
 from .graph import BindGraphDriver, Mount
+from .records import replace
 from .state import DEFAULT_ROOT, check_id
 
 
@@ -62,8 +62,8 @@ class Bundle:
     def spec(self, mount: Mount) -> oci.Spec:
         """The bundle's spec with root.path pointing at the mounted rootfs."""
         spec = self.load()
-        root = dataclasses.replace(spec.root, path=mount.path) if spec.root else oci.Root(
+        root = replace(spec.root, path=mount.path) if spec.root else oci.Root(
             path=mount.path)
         if mount.readonly:
-            root = dataclasses.replace(root, readonly=True)
-        return dataclasses.replace(spec, root=root)
+            root = replace(root, readonly=True)
+        return replace(spec, root=root)

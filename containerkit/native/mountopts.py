@@ -6,7 +6,7 @@ mounts, tmpcopyup, recursive mount attributes) are refused, not dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import syscalls as s
 from ..errors import UnsupportedError
@@ -41,8 +41,7 @@ NOT_YET = {"tmpcopyup", "idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rn
            "rsymfollow"}
 
 
-@dataclass
-class MountOptions:
+class MountOptions(NamedTuple):
     flags: int
     propagation: int
     data: str

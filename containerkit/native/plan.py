@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass, field
 
 from .. import spec as oci
 from .. import syscalls as s
@@ -40,11 +39,14 @@ RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.start
 DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
 
-@dataclass
 class Plan:
-    clone_flags: int
-    steps: list[ops.Step] = field(default_factory=list)
-    join_fds: list[int] = field(default_factory=list)   # opened ns files: close after clone
+    """The init's steps in order, the clone flags, and the namespace files opened for
+    setns (closed by the parent after the clone)."""
+
+    def __init__(self, clone_flags: int) -> None:
+        self.clone_flags = clone_flags
+        self.steps: list[ops.Step] = []
+        self.join_fds: list[int] = []
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))

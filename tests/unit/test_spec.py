@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from containerkit import records
 from containerkit import spec as oci
 from containerkit.errors import SpecError
 
@@ -735,14 +735,13 @@ def test_python_built_objects_encode_like_runc() -> None:
     assert oci.loads(spec.to_json()) == spec
 
 
-def test_dataclass_behaviour() -> None:
+def test_record_behaviour() -> None:
     root = oci.Root("rootfs", True)
     assert root == oci.Root(path="rootfs", readonly=True)
     assert root != oci.Root("rootfs")
     assert root != oci.Root("rootfs", True, extra={"x": 1})
     assert repr(root) == "Root(path='rootfs', readonly=True)"
-    assert dataclasses.is_dataclass(root)
-    assert [f.name for f in dataclasses.fields(oci.Root)][-2:] == ["path", "readonly"]
+    assert [f.name for f in records.fields(oci.Root)][-2:] == ["path", "readonly"]
     with pytest.raises(TypeError, match="missing required argument: 'path'"):
         oci.Root()  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected keyword argument 'pth'"):
@@ -760,7 +759,7 @@ def test_dataclass_behaviour() -> None:
 def test_replace_keeps_round_trip_information() -> None:
     doc = {**BASE, "process": {"cwd": "/", "terminal": False}, "mounts": []}
     spec = oci.loads(json.dumps(doc))
-    moved = dataclasses.replace(spec, root=oci.Root("/mnt/rootfs", readonly=True))
+    moved = records.replace(spec, root=oci.Root("/mnt/rootfs", readonly=True))
     assert moved.to_dict() == {**doc, "root": {"path": "/mnt/rootfs", "readonly": True}}
 
 
