@@ -87,7 +87,7 @@ def check_supported(spec: oci.Spec) -> None:
         if ns.path and ns.type not in JOINABLE:
             raise UnsupportedError(
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
-    for name in ("seccomp", "sysctl", "personality", "intel_rdt", "memory_policy",
+    for name in ("seccomp", "personality", "intel_rdt", "memory_policy",
                  "time_offsets", "mount_label", "net_devices"):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
@@ -271,12 +271,47 @@ def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
                                      d.uid or 0, d.gid or 0), detail=d.path)
 
     add("pivot_root", ops.pivot_root(broot), detail=rootfs)
+    for key, value in sorted(linux.sysctl.items()):
+        add("sysctl", ops.write_file(sysctl_path(key, linux).encode(), value.encode()),
+            detail=f"{key}={value}")
     for p in linux.masked_paths:
         add("maskedPaths", ops.mask_path(p.encode()), detail=p)
     for p in linux.readonly_paths:
         add("readonlyPaths", ops.remount_readonly(p.encode(), True), detail=p)
     if spec.root is not None and spec.root.readonly:
         add("root.readonly", ops.remount_readonly(b"/", False), detail="/")
+
+
+IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                         "kernel.shm_rmid_forced"})
+
+
+def sysctl_path(key: str, linux: oci.Linux) -> str:
+    """/proc/sys path of a sysctl the container may set: only those that belong to a
+    namespace the container has of its own (runc's rule); anything else would change
+    the host."""
+    field = f"config.json: linux.sysctl: {key!r}"
+    name = key.replace("/", ".")
+    parts = name.split(".")
+    if not name or any(p in ("", ".", "..") for p in parts):
+        raise SpecError(f"{field}: not a sysctl name")
+    own = {ns.type for ns in linux.namespaces if not ns.path}
+    if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+        needed = "ipc"
+    elif name.startswith("net."):
+        needed = "network"
+    elif name == "kernel.domainname":
+        needed = "uts"
+    elif name == "kernel.hostname":
+        raise SpecError(f"{field}: use the hostname field instead")
+    else:
+        raise UnsupportedError(f"{field}: not in a namespace of the container's own; "
+                               "it would change the host")
+    if needed not in own:
+        raise UnsupportedError(f"{field}: needs a new {needed} namespace; it would change "
+                               "the host's")
+    return "/proc/sys/" + "/".join(parts)
 
 
 def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:

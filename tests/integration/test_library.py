@@ -506,3 +506,52 @@ def test_abandoned_create_is_removed_with_its_cgroup(make_bundle: Callable[..., 
     assert not os.path.exists(cgroup)
     assert not os.path.exists(os.path.join(state_root, "abandoned"))
     assert c.wait(timeout=10) == 128 + signal.SIGKILL
+
+
+def test_sysctl_in_the_containers_own_namespaces(make_bundle: Callable[..., str],
+                                                 state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "12345678",
+                                  "fs.mqueue.msg_max": "42"}
+
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        host_forward = f.read()
+    with open("/proc/sys/kernel/shmmax") as f:
+        host_shmmax = f.read()
+    status, out = run(make_bundle(sh("""
+        cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax /proc/sys/fs/mqueue/msg_max
+        """), edit), state_root)
+    assert status == 0, out
+    assert out.split() == ["1", "12345678", "42"]
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        assert f.read() == host_forward
+    with open("/proc/sys/kernel/shmmax") as f:
+        assert f.read() == host_shmmax
+
+
+@pytest.mark.parametrize("sysctl,match", [
+    ({"vm.swappiness": "10"}, "'vm.swappiness': not in a namespace of the container's own"),
+    ({"kernel.hostname": "x"}, "use the hostname field"),
+    ({"net.ipv4.../x": "1"}, "not a sysctl name"),
+])
+def test_sysctl_refused(make_bundle: Callable[..., str], state_root: str,
+                        sysctl: dict[str, str], match: str) -> None:
+    from containerkit import ContainerkitError
+    config = Bundle(make_bundle(["true"], lambda c: c["linux"].update(sysctl=sysctl)),
+                    id="sysctl", root=state_root)
+    with pytest.raises(ContainerkitError, match=match):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
+
+
+def test_net_sysctl_needs_a_new_network_namespace(make_bundle: Callable[..., str],
+                                                  state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "network"]
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+
+    config = Bundle(make_bundle(["true"], edit), id="netsysctl", root=state_root)
+    with pytest.raises(UnsupportedError, match="needs a new network namespace"):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
