@@ -282,6 +282,23 @@ def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
         add("root.readonly", ops.remount_readonly(b"/", False), detail="/")
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def _check_raisable(num: int, hard: int, field: str, name: str) -> None:
+    """A hard limit above ours needs CAP_SYS_RESOURCE; say so before the clone, not as an
+    EPERM from the init (these machines' bounding set lacks it, for one)."""
+    _, ours = resource.getrlimit(num)
+    if ours == resource.RLIM_INFINITY or 0 <= hard <= ours:
+        return
+    with open("/proc/self/status") as f:
+        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    if not eff >> CAP_SYS_RESOURCE & 1:
+        raise UnsupportedError(
+            f"{field}: {name} hard limit {hard} is above this process's {ours} and "
+            "raising it needs CAP_SYS_RESOURCE, which this process does not have")
+
+
 IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
                          "kernel.shm_rmid_forced"})
@@ -328,6 +345,7 @@ def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
         if rl.soft > rl.hard:
             raise SpecError(f"config.json: process.rlimits[{i}]: soft {rl.soft} above hard "
                             f"{rl.hard}")
+        _check_raisable(num, rl.hard, f"process.rlimits[{i}]", rl.type)
         add("rlimits", ops.setrlimit(num, rl.soft, rl.hard), detail=rl.type)
 
     c = proc.capabilities

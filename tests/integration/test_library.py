@@ -555,3 +555,27 @@ def test_net_sysctl_needs_a_new_network_namespace(make_bundle: Callable[..., str
     with pytest.raises(UnsupportedError, match="needs a new network namespace"):
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
+
+
+def test_rlimits_applied_and_raising_checked(make_bundle: Callable[..., str],
+                                             state_root: str) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def edit(limit: int) -> Callable[[dict[str, Any]], None]:
+        return lambda c: c["process"].update(
+            rlimits=[{"type": "RLIMIT_NOFILE", "soft": 100, "hard": limit}])
+
+    status, out = run(make_bundle(sh("ulimit -Sn; ulimit -Hn"), edit(200)), state_root)
+    assert out.split() == ["100", "200"]
+    with open("/proc/self/status") as f:
+        have_cap = any(line.startswith("CapEff:") and int(line.split()[1], 16) >> 24 & 1
+                       for line in f)
+    config = Bundle(make_bundle(["true"], edit(hard + 1)), id="rlim", root=state_root)
+    if have_cap:
+        run(config.bundle, state_root, cid="rlim")
+        return
+    with pytest.raises(UnsupportedError, match=r"process.rlimits\[0\]: RLIMIT_NOFILE hard limit"):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()

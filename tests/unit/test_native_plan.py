@@ -138,7 +138,8 @@ def test_op_array_lays_out_every_step(tmp_path: Path) -> None:
     assert spec.process is not None
     spec.process.args = ["sh", "-c", "true"]
     spec.process.env = ["PATH=/bin:/usr/bin", "A=1", "A=2"]
-    spec.process.rlimits = [oci.Rlimit(type="RLIMIT_NOFILE", hard=2**64 - 1, soft=1024)]
+    # RLIMIT_CORE: unlimited here, so infinity needs no CAP_SYS_RESOURCE to set
+    spec.process.rlimits = [oci.Rlimit(type="RLIMIT_CORE", hard=2**64 - 1, soft=1024)]
     plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/x",
                  sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
     array = OpArray(plan.steps)
