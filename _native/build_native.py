@@ -66,7 +66,9 @@ struct ck_op {
 
 CDEF = OPS_DECL + """
 long ck_spawn(unsigned long long clone_flags, int cgroup_fd, int *pidfd_out,
-              int *into_cgroup_out, const struct ck_op *ops, int nops, int sync_fd);
+              int *into_cgroup_out, const struct ck_op *ops, int nops, int sync_fd,
+              int share_mm, void **region_out, size_t *region_size_out);
+void ck_region_free(void *base, size_t size);
 long ck_clone(unsigned long long flags, int cgroup_fd, int *pidfd_out, int *into_cgroup_out);
 int ck_clone3_into_cgroup(void);
 int mount(const char *source, const char *target, const char *fstype,
@@ -89,6 +91,7 @@ SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -114,6 +117,9 @@ SOURCE = r"""
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+#define CK_STR_(x) #x
+#define CK_STR(x) CK_STR_(x)
+
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
 #define PR_CAP_AMBIENT_RAISE 2
@@ -196,16 +202,161 @@ long ck_clone(unsigned long long flags, int cgroup_fd, int *pidfd_out, int *into
 
 /* ---- the container init: from clone to execve, in C only --------------------------
  *
- * Everything below runs in the child of ck_spawn. It must stay async-signal-safe:
- * raw syscalls and the thin libc wrappers of syscalls only, no malloc, no stdio, no
- * locks, no Python. The child is a copy of a possibly multi-threaded parent, and any
- * lock another thread held at the clone (the GIL, malloc's arenas, libc's own) stays
- * held forever in the child. For the same reason set*id go through syscall(): libc's
- * wrappers broadcast the change to every thread it believes exists (the parent's). */
+ * Everything below runs in the child of ck_spawn, which is one of two kinds:
+ *
+ * * on x86_64, a CLONE_VM child (see ck_spawn): it runs in the parent's address space,
+ *   on a stack of its own, concurrently with the parent's threads. It must not touch
+ *   any state of the parent's: no libc wrapper (errno and the cancellation state are in
+ *   the thread's TLS), no malloc, no stdio, no lock, no Python. Every syscall goes
+ *   through ck_sys (inline asm returning -errno); the only libc calls left are
+ *   memcpy/memset/memcmp/strlen/strrchr (pure, and bound at load time: -z now, so no
+ *   lazy binding runs in the child). The stack protector's canary is read from a TCB
+ *   of the child's own (CLONE_SETTLS), so the child never reads the parent thread's
+ *   TLS, which may be gone by the time the child runs.
+ * * elsewhere, or when that clone fails, a fork-like copy of a possibly multi-threaded
+ *   parent: any lock another thread held at the clone (the GIL, malloc's arenas, libc's
+ *   own) stays held forever in it. The same code is safe there too.
+ *
+ * Helpers return 0 (or a count) on success and -errno on failure; errno is never read
+ * or written. set*id go through ck_sys: libc's wrappers broadcast the change to every
+ * thread they believe exists (the parent's). */
+
+#if defined(__x86_64__)
+#define CK_SHARED_VM 1
+static inline long ck_raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5,
+                                   long a6)
+{
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    long ret;
+
+    __asm__ volatile ("syscall"
+                      : "=a"(ret)
+                      : "a"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                      : "rcx", "r11", "memory");
+    return ret;
+}
+#else
+#define CK_SHARED_VM 0
+/* Only ever in a fork-like child (its own copy of errno): libc's syscall(). */
+static long ck_raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    long rc = syscall(n, a1, a2, a3, a4, a5, a6);
+    return rc == -1 ? -(long)errno : rc;
+}
+#endif
+
+#define ck_sys(n, a, b, c, d, e) \
+    ck_raw_syscall6((long)(n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), 0L)
 
 struct ck_child {
     const char *found;          /* CK_OP_FIND_EXEC's result, for CK_OP_EXECVE */
 };
+
+static void __attribute__((noreturn)) ck_exit(int code)
+{
+    for (;;)
+        ck_sys(SYS_exit_group, code, 0, 0, 0, 0);
+}
+
+static long ck_write(int fd, const void *buf, size_t n)
+{
+    return ck_sys(SYS_write, fd, buf, n, 0, 0);
+}
+
+static long ck_read(int fd, void *buf, size_t n)
+{
+    long rc;
+
+    do
+        rc = ck_sys(SYS_read, fd, buf, n, 0, 0);
+    while (rc == -EINTR);
+    return rc;
+}
+
+static int ck_close(int fd)
+{
+    return (int)ck_sys(SYS_close, fd, 0, 0, 0, 0);
+}
+
+static int ck_open(const char *path, int flags, int mode)
+{
+    return (int)ck_sys(SYS_openat, AT_FDCWD, path, flags, mode, 0);
+}
+
+static int ck_mount_raw(const char *source, const char *target, const char *fstype,
+                        unsigned long flags, const void *data)
+{
+    return (int)ck_sys(SYS_mount, source, target, fstype, flags, data);
+}
+
+static int ck_chdir(const char *path)
+{
+    return (int)ck_sys(SYS_chdir, path, 0, 0, 0, 0);
+}
+
+/* stat, lstat (AT_SYMLINK_NOFOLLOW), statfs: the kernel's structs are glibc's on
+ * x86_64; elsewhere (a fork-like child only) libc knows the layouts. */
+#if CK_SHARED_VM
+static int ck_stat(const char *path, struct stat *st, int flags)
+{
+    return (int)ck_sys(SYS_newfstatat, AT_FDCWD, path, st, flags, 0);
+}
+
+static int ck_statfs(const char *path, struct statfs *st)
+{
+    return (int)ck_sys(SYS_statfs, path, st, 0, 0, 0);
+}
+
+/* The kernel's struct sigaction on x86_64 (rt_sigaction takes sizeof(mask) = 8). */
+struct ck_ksigaction {
+    unsigned long handler, flags, restorer, mask;
+};
+
+static int ck_sigaction(int sig, unsigned long handler)
+{
+    struct ck_ksigaction act;
+
+    memset(&act, 0, sizeof(act));
+    act.handler = handler;
+    return (int)ck_sys(SYS_rt_sigaction, sig, &act, NULL, sizeof(act.mask), 0);
+}
+
+static int ck_unblock_all(void)
+{
+    unsigned long none = 0;
+
+    return (int)ck_sys(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none), 0);
+}
+#else
+static int ck_stat(const char *path, struct stat *st, int flags)
+{
+    return fstatat(AT_FDCWD, path, st, flags) < 0 ? -errno : 0;
+}
+
+static int ck_statfs(const char *path, struct statfs *st)
+{
+    return statfs(path, st) < 0 ? -errno : 0;
+}
+
+static int ck_sigaction(int sig, unsigned long handler)
+{
+    struct sigaction act;
+
+    memset(&act, 0, sizeof(act));
+    act.sa_handler = (void (*)(int))handler;
+    return sigaction(sig, &act, NULL) < 0 ? -errno : 0;
+}
+
+static int ck_unblock_all(void)
+{
+    sigset_t none;
+
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL) < 0 ? -errno : 0;
+}
+#endif
 
 static size_t ck_append(char *buf, size_t at, size_t cap, const char *s, size_t n)
 {
@@ -215,7 +366,7 @@ static size_t ck_append(char *buf, size_t at, size_t cap, const char *s, size_t 
     return at + n;
 }
 
-/* The sync protocol's ERROR message (containerkit/native/sync.py), then _exit. */
+/* The sync protocol's ERROR message (containerkit/native/sync.py), then exit(1). */
 static void __attribute__((noreturn))
 ck_fail(int sync_fd, const char *name, int err, const char *detail)
 {
@@ -240,8 +391,8 @@ ck_fail(int sync_fd, const char *name, int err, const char *detail)
     at = ck_append(msg, at, sizeof(msg), num + k, sizeof(num) - (size_t)k);
     at = ck_append(msg, at, sizeof(msg), "", 1);
     at = ck_append(msg, at, sizeof(msg), detail, dlen);
-    (void)!write(sync_fd, msg, at);   /* one SOCK_SEQPACKET message; nothing to do if lost */
-    _exit(1);
+    (void)ck_write(sync_fd, msg, at);   /* one SOCK_SEQPACKET message; nothing to do if lost */
+    ck_exit(1);
 }
 
 /* Default dispositions and an empty mask, as a fresh execve should see them (execve
@@ -250,21 +401,17 @@ ck_fail(int sync_fd, const char *name, int err, const char *detail)
  * before execve: a write to a closed sync socket must fail with EPIPE, not kill. */
 static int ck_reset_signals(void)
 {
-    struct sigaction dfl;
-    sigset_t none;
-    int sig;
+    int sig, rc;
 
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
     for (sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP)
             continue;
-        sigaction(sig, &dfl, NULL);   /* EINVAL for the libc-reserved ones: fine */
+        (void)ck_sigaction(sig, (unsigned long)SIG_DFL);   /* EINVAL for some: fine */
     }
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-        return -1;
-    sigemptyset(&none);
-    return sigprocmask(SIG_SETMASK, &none, NULL);
+    rc = ck_sigaction(SIGPIPE, (unsigned long)SIG_IGN);
+    if (rc < 0)
+        return rc;
+    return ck_unblock_all();
 }
 
 /* Put fds[i] on i without clobbering one that is still needed: a source already on
@@ -272,22 +419,25 @@ static int ck_reset_signals(void)
  * is inherited there. The copies are close-on-exec (and CK_OP_CLOSE_FDS closes them). */
 static int ck_stdio(const long long *fds)
 {
-    int moved[3], k;
+    int moved[3], k, rc;
 
     for (k = 0; k < 3; k++) {
         moved[k] = (int)fds[k];
         if (moved[k] >= 0 && moved[k] < 3 && moved[k] != k) {
-            moved[k] = fcntl(moved[k], F_DUPFD_CLOEXEC, 3);
+            moved[k] = (int)ck_sys(SYS_fcntl, moved[k], F_DUPFD_CLOEXEC, 3, 0, 0);
             if (moved[k] < 0)
-                return -1;
+                return moved[k];
         }
     }
     for (k = 0; k < 3; k++) {
         if (moved[k] == k) {
-            if (fcntl(k, F_SETFD, 0) < 0)       /* inherited by execve */
-                return -1;
-        } else if (moved[k] >= 0 && dup2(moved[k], k) < 0) {
-            return -1;
+            rc = (int)ck_sys(SYS_fcntl, k, F_SETFD, 0, 0, 0);   /* inherited by execve */
+            if (rc < 0)
+                return rc;
+        } else if (moved[k] >= 0) {
+            rc = (int)ck_sys(SYS_dup3, moved[k], k, 0, 0, 0);   /* as dup2: moved[k] != k */
+            if (rc < 0)
+                return rc;
         }
     }
     return 0;
@@ -295,21 +445,20 @@ static int ck_stdio(const long long *fds)
 
 static int ck_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
-    return (int)syscall(SYS_close_range, (unsigned long)first, (unsigned long)last,
-                        (unsigned long)flags);
+    return (int)ck_sys(SYS_close_range, first, last, flags, 0, 0);
 }
 
 /* Close every fd >= 3 except ids[] (sorted): nothing of the caller's crosses over. */
 static int ck_close_fds(const unsigned int *keep, int n)
 {
     unsigned int first = 3;
-    int k;
+    int k, rc;
 
     for (k = 0; k < n; k++) {
         if (keep[k] < first)
             continue;
-        if (keep[k] > first && ck_close_range(first, keep[k] - 1, 0) < 0)
-            return -1;
+        if (keep[k] > first && (rc = ck_close_range(first, keep[k] - 1, 0)) < 0)
+            return rc;
         first = keep[k] + 1;
     }
     return ck_close_range(first, ~0U, 0);
@@ -318,58 +467,45 @@ static int ck_close_fds(const unsigned int *keep, int n)
 static int ck_wait_parent(int sync_fd)
 {
     char buf[64];
-    ssize_t n;
+    long n = ck_read(sync_fd, buf, sizeof(buf));
 
-    do
-        n = read(sync_fd, buf, sizeof(buf));
-    while (n < 0 && errno == EINTR);
     if (n < 0)
-        return -1;
-    if (n != 6 || memcmp(buf, "CGROUP", 6) != 0) {
-        errno = EPROTO;                 /* not what the protocol table says */
-        return -1;
-    }
+        return (int)n;
+    if (n != 6 || memcmp(buf, "CGROUP", 6) != 0)
+        return -EPROTO;                 /* not what the protocol table says */
     return 0;
 }
 
 static int ck_write_file(const char *path, const char *text)
 {
     size_t len = strlen(text);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    ssize_t n;
-    int e;
+    int fd = ck_open(path, O_WRONLY | O_CLOEXEC, 0);
+    long n;
 
     if (fd < 0)
-        return -1;
-    n = write(fd, text, len);
-    e = errno;
-    close(fd);
-    if (n < 0) {
-        errno = e;
-        return -1;
-    }
-    return 0;
+        return fd;
+    n = ck_write(fd, text, len);
+    ck_close(fd);
+    return n < 0 ? (int)n : 0;
 }
 
 /* Bring "lo" up in the new network namespace: two ioctls, no netlink. */
 static int ck_loopback_up(void)
 {
     struct ifreq ifr;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    int rc, e;
+    int fd = (int)ck_sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0, 0, 0);
+    int rc;
 
     if (fd < 0)
-        return -1;
+        return fd;
     memset(&ifr, 0, sizeof(ifr));
     memcpy(ifr.ifr_name, "lo", 3);
-    rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
+    rc = (int)ck_sys(SYS_ioctl, fd, SIOCGIFFLAGS, &ifr, 0, 0);
     if (rc == 0) {
         ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+        rc = (int)ck_sys(SYS_ioctl, fd, SIOCSIFFLAGS, &ifr, 0, 0);
     }
-    e = errno;
-    close(fd);
-    errno = e;
+    ck_close(fd);
     return rc;
 }
 
@@ -384,9 +520,10 @@ static int ck_kept_flags(const char *path, unsigned long *flags)
     };
     struct statfs st;
     size_t k;
+    int rc = ck_statfs(path, &st);
 
-    if (statfs(path, &st) < 0)
-        return -1;
+    if (rc < 0)
+        return rc;
     *flags = 0;
     for (k = 0; k < sizeof(map) / sizeof(map[0]); k++)
         if ((unsigned long)st.f_flags & map[k].st)
@@ -398,33 +535,39 @@ static int ck_kept_flags(const char *path, unsigned long *flags)
 static int ck_remount(const char *target, unsigned long flags)
 {
     unsigned long kept;
+    int rc = ck_kept_flags(target, &kept);
 
-    if (ck_kept_flags(target, &kept) < 0)
-        return -1;
-    return mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags | kept, NULL);
+    if (rc < 0)
+        return rc;
+    return ck_mount_raw(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags | kept, NULL);
 }
 
 /* A bind mount; flags such as ro need a second, remount call (one call cannot). */
 static int ck_bind(const char *source, const char *target, unsigned long flags,
                    unsigned long remount, unsigned long propagation)
 {
-    if (mount(source, target, NULL, flags, NULL) < 0)
-        return -1;
-    if (remount && ck_remount(target, remount) < 0)
-        return -1;
-    if (propagation && mount(NULL, target, NULL, propagation, NULL) < 0)
-        return -1;
-    return 0;
+    int rc = ck_mount_raw(source, target, NULL, flags, NULL);
+
+    if (rc == 0 && remount)
+        rc = ck_remount(target, remount);
+    if (rc == 0 && propagation)
+        rc = ck_mount_raw(NULL, target, NULL, propagation, NULL);
+    return rc;
 }
 
 static int ck_mount(const char *source, const char *target, const char *fstype,
                     unsigned long flags, const char *data, unsigned long propagation)
 {
-    if (mount(source, target, fstype, flags, data) < 0)
-        return -1;
-    if (propagation && mount(NULL, target, NULL, propagation, NULL) < 0)
-        return -1;
-    return 0;
+    int rc = ck_mount_raw(source, target, fstype, flags, data);
+
+    if (rc == 0 && propagation)
+        rc = ck_mount_raw(NULL, target, NULL, propagation, NULL);
+    return rc;
+}
+
+static int ck_mkdir(const char *path)
+{
+    return (int)ck_sys(SYS_mkdirat, AT_FDCWD, path, 0755, 0, 0);
 }
 
 /* mkdir -p with mode 0755. An existing path (even a file: the mount that follows says
@@ -433,26 +576,25 @@ static int ck_mkdirs(const char *path)
 {
     char buf[PATH_MAX];
     size_t len = strlen(path), k;
+    int rc;
 
-    if (len == 0) {
-        errno = ENOENT;
-        return -1;
-    }
-    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+    if (len == 0)
+        return -ENOENT;
+    rc = ck_mkdir(path);
+    if (rc == 0 || rc == -EEXIST)
         return 0;
-    if (errno != ENOENT)
-        return -1;
-    if (len >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
+    if (rc != -ENOENT)
+        return rc;
+    if (len >= sizeof(buf))
+        return -ENAMETOOLONG;
     memcpy(buf, path, len + 1);
     for (k = 1; k <= len; k++) {
         if (buf[k] != '/' && buf[k] != '\0')
             continue;
         buf[k] = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -1;
+        rc = ck_mkdir(buf);
+        if (rc < 0 && rc != -EEXIST)
+            return rc;
         if (k < len)
             buf[k] = '/';
     }
@@ -465,47 +607,56 @@ static int ck_mkfile(const char *path)
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
     struct stat st;
-    int fd;
+    int fd, rc;
 
     if (slash != NULL && slash != path) {
         size_t n = (size_t)(slash - path);
-        if (n >= sizeof(dir)) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
+        if (n >= sizeof(dir))
+            return -ENAMETOOLONG;
         memcpy(dir, path, n);
         dir[n] = '\0';
-        if (ck_mkdirs(dir) < 0)
-            return -1;
+        if ((rc = ck_mkdirs(dir)) < 0)
+            return rc;
     }
-    if (lstat(path, &st) == 0)
+    if (ck_stat(path, &st, AT_SYMLINK_NOFOLLOW) == 0)
         return 0;
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    fd = ck_open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return -1;
-    close(fd);
+        return fd;
+    ck_close(fd);
     return 0;
 }
 
 /* A device node with the spec's owner and exact mode (the umask would narrow it). */
 static int ck_mknod(const char *path, mode_t mode, dev_t dev, uid_t uid, gid_t gid)
 {
-    if (unlink(path) < 0 && errno != ENOENT)
-        return -1;
-    if (mknod(path, mode, dev) < 0 || chown(path, uid, gid) < 0)
-        return -1;
-    return chmod(path, mode & 07777);
+    int rc = (int)ck_sys(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0);
+
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    if ((dev_t)(unsigned int)dev != dev)
+        return -EINVAL;                 /* as glibc's mknod: the kernel takes 32 bits */
+    rc = (int)ck_sys(SYS_mknodat, AT_FDCWD, path, mode, (unsigned int)dev, 0);
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_fchownat, AT_FDCWD, path, uid, gid, 0);
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_fchmodat, AT_FDCWD, path, mode & 07777, 0, 0);
+    return rc;
 }
 
 /* pivot_root(".", ".") then detach the old root, stacked on top: no put_old directory
  * is needed in the rootfs. */
 static int ck_pivot_root(const char *rootfs)
 {
-    if (chdir(rootfs) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
-        return -1;
-    if (umount2(".", MNT_DETACH) < 0)
-        return -1;
-    return chdir("/");
+    int rc = ck_chdir(rootfs);
+
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_pivot_root, ".", ".", 0, 0, 0);
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_umount2, ".", MNT_DETACH, 0, 0, 0);
+    if (rc == 0)
+        rc = ck_chdir("/");
+    return rc;
 }
 
 /* maskedPaths: a directory under an empty read-only tmpfs, anything else under
@@ -513,45 +664,48 @@ static int ck_pivot_root(const char *rootfs)
 static int ck_mask(const char *path)
 {
     struct stat st;
+    int rc = ck_stat(path, &st, 0);
 
-    if (stat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -1;
+    if (rc < 0)
+        return rc == -ENOENT ? 0 : rc;
     if (S_ISDIR(st.st_mode))
-        return mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL);
-    return mount("/dev/null", path, NULL, MS_BIND, NULL);
+        return ck_mount_raw("tmpfs", path, "tmpfs", MS_RDONLY, NULL);
+    return ck_mount_raw("/dev/null", path, NULL, MS_BIND, NULL);
 }
 
 /* readonlyPaths (bind onto itself first; a missing path is skipped) and root.readonly
  * (already a mount of its own: remount only). */
 static int ck_readonly(const char *path, int bind_first)
 {
-    if (bind_first && mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
-        return errno == ENOENT ? 0 : -1;
+    int rc;
+
+    if (bind_first && (rc = ck_mount_raw(path, path, NULL, MS_BIND | MS_REC, NULL)) < 0)
+        return rc == -ENOENT ? 0 : rc;
     return ck_remount(path, MS_RDONLY);
 }
 
 static int ck_setrlimit(int resource, long long soft, long long hard)
 {
-    struct rlimit rl;
+    struct { uint64_t cur, max; } rl;   /* the kernel's struct rlimit64 */
 
-    rl.rlim_cur = (rlim_t)soft;       /* -1 (the spec's 2^64-1) is RLIM_INFINITY */
-    rl.rlim_max = (rlim_t)hard;
-    return setrlimit(resource, &rl);
+    rl.cur = (uint64_t)soft;            /* -1 (the spec's 2^64-1) is RLIM64_INFINITY */
+    rl.max = (uint64_t)hard;
+    return (int)ck_sys(SYS_prlimit64, 0, resource, &rl, NULL, 0);
 }
 
-/* prctl(3) reads its variadic arguments as unsigned long: pass exactly that. */
 static int ck_prctl(int option, unsigned long arg2, unsigned long arg3)
 {
-    return prctl(option, arg2, arg3, 0UL, 0UL);
+    return (int)ck_sys(SYS_prctl, option, arg2, arg3, 0UL, 0UL);
 }
 
 static int ck_capbset_drop(unsigned long long caps)
 {
-    int cap;
+    int cap, rc;
 
     for (cap = 0; cap < 64; cap++)
-        if ((caps >> cap & 1) && ck_prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0) < 0)
-            return -1;
+        if ((caps >> cap & 1)
+                && (rc = ck_prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0)) < 0)
+            return rc;
     return 0;
 }
 
@@ -561,15 +715,15 @@ static int ck_capbset_drop(unsigned long long caps)
 static int ck_set_user(uid_t uid, gid_t gid, int change_ids, const unsigned int *groups,
                        int ngroups)
 {
-    if (syscall(SYS_setgroups, (long)ngroups, groups) < 0)
-        return -1;
-    if (!change_ids)
-        return 0;
-    if (syscall(SYS_setgid, (long)gid) < 0)
-        return -1;
-    if (uid != 0 && ck_prctl(PR_SET_KEEPCAPS, 1, 0) < 0)
-        return -1;
-    return (int)syscall(SYS_setuid, (long)uid);
+    int rc = (int)ck_sys(SYS_setgroups, ngroups, groups, 0, 0, 0);
+
+    if (rc < 0 || !change_ids)
+        return rc;
+    if ((rc = (int)ck_sys(SYS_setgid, gid, 0, 0, 0, 0)) < 0)
+        return rc;
+    if (uid != 0 && (rc = ck_prctl(PR_SET_KEEPCAPS, 1, 0)) < 0)
+        return rc;
+    return (int)ck_sys(SYS_setuid, uid, 0, 0, 0, 0);
 }
 
 /* capset(2) with exact set semantics (version 3: two 32-bit words per set), then the
@@ -579,7 +733,7 @@ static int ck_caps(unsigned long long eff, unsigned long long perm,
 {
     struct { uint32_t version; int pid; } hdr = { 0x20080522, 0 };
     struct { uint32_t effective, permitted, inheritable; } data[2];
-    int cap;
+    int cap, rc;
 
     data[0].effective = (uint32_t)eff;
     data[1].effective = (uint32_t)(eff >> 32);
@@ -587,13 +741,14 @@ static int ck_caps(unsigned long long eff, unsigned long long perm,
     data[1].permitted = (uint32_t)(perm >> 32);
     data[0].inheritable = (uint32_t)inh;
     data[1].inheritable = (uint32_t)(inh >> 32);
-    if (syscall(SYS_capset, &hdr, data) < 0)
-        return -1;
+    if ((rc = (int)ck_sys(SYS_capset, &hdr, data, 0, 0, 0)) < 0)
+        return rc;
     amb &= perm & inh;
     for (cap = 0; cap < 64; cap++)
         if ((amb >> cap & 1)
-                && ck_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)cap) < 0)
-            return -1;
+                && (rc = ck_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
+                                  (unsigned long)cap)) < 0)
+            return rc;
     return 0;
 }
 
@@ -602,52 +757,49 @@ static int ck_caps(unsigned long long eff, unsigned long long perm,
 static int ck_find_exec(const char *const *candidates, const char **found)
 {
     struct stat st;
-    int err = ENOENT;
+    int err = -ENOENT, rc;
 
     for (; *candidates != NULL; candidates++) {
-        if (stat(*candidates, &st) < 0) {
-            if (errno != ENOENT && errno != ENOTDIR)
-                err = errno;
+        rc = ck_stat(*candidates, &st, 0);
+        if (rc < 0) {
+            if (rc != -ENOENT && rc != -ENOTDIR)
+                err = rc;
             continue;
         }
-        if (S_ISREG(st.st_mode) && access(*candidates, X_OK) == 0) {
+        if (S_ISREG(st.st_mode)
+                && ck_sys(SYS_faccessat, AT_FDCWD, *candidates, X_OK, 0, 0) == 0) {
             *found = *candidates;
             return 0;
         }
-        err = EACCES;
+        err = -EACCES;
     }
-    errno = err;
-    return -1;
+    return err;
 }
 
 /* Setup is done: tell the parent, then block until `start` writes to exec.fifo. */
 static int ck_created(int sync_fd, int fifo_fd)
 {
     char c;
-    ssize_t n;
+    long n = ck_write(sync_fd, "CREATED", 7);
 
-    if (write(sync_fd, "CREATED", 7) < 0)
-        return -1;
-    do
-        n = read(fifo_fd, &c, 1);
-    while (n < 0 && errno == EINTR);
-    return n < 0 ? -1 : 0;
+    if (n < 0)
+        return (int)n;
+    n = ck_read(fifo_fd, &c, 1);
+    return n < 0 ? (int)n : 0;
 }
 
 static int ck_execve(const char *path, const char *const *argv, const char *const *envp,
                      mode_t mask)
 {
-    if (path == NULL) {                 /* no CK_OP_FIND_EXEC before: a plan bug */
-        errno = ENOEXEC;
-        return -1;
-    }
-    umask(mask);
-    signal(SIGPIPE, SIG_DFL);           /* ignored while the sync socket was in use */
-    execve(path, (char *const *)argv, (char *const *)envp);
-    return -1;
+    if (path == NULL)                   /* no CK_OP_FIND_EXEC before: a plan bug */
+        return -ENOEXEC;
+    ck_sys(SYS_umask, mask, 0, 0, 0, 0);
+    /* ignored while the sync socket was in use */
+    (void)ck_sigaction(SIGPIPE, (unsigned long)SIG_DFL);
+    return (int)ck_sys(SYS_execve, path, argv, envp, 0, 0);
 }
 
-/* One op; -1 with errno set on failure. Fields per op (unused ones are zero/NULL):
+/* One op; 0, or -errno on failure. Fields per op (unused ones are zero/NULL):
  *   RESET_SIGNALS                       STDIO i[0..2] = fds for 0, 1, 2
  *   WAIT_PARENT i[0] = sync fd          SETNS i[0] = ns fd, i[1] = nstype
  *   CLOSE_FDS ids = sorted fds to keep  UNSHARE i[0] = flags
@@ -669,17 +821,19 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
 {
     const char *const *s = op->s;
     const long long *i = op->i;
+    int rc;
 
     switch (op->code) {
     case CK_OP_RESET_SIGNALS:  return ck_reset_signals();
     case CK_OP_STDIO:          return ck_stdio(i);
     case CK_OP_WAIT_PARENT:    return ck_wait_parent((int)i[0]);
-    case CK_OP_SETNS:          return setns((int)i[0], (int)i[1]);
+    case CK_OP_SETNS:          return (int)ck_sys(SYS_setns, (int)i[0], (int)i[1], 0, 0, 0);
     case CK_OP_CLOSE_FDS:      return ck_close_fds(op->ids, op->nids);
-    case CK_OP_UNSHARE:        return unshare((int)i[0]);
+    case CK_OP_UNSHARE:        return (int)ck_sys(SYS_unshare, (int)i[0], 0, 0, 0, 0);
     case CK_OP_WRITE_FILE:     return ck_write_file(s[0], s[1]);
-    case CK_OP_SETHOSTNAME:    return sethostname(s[0], strlen(s[0]));
-    case CK_OP_SETDOMAINNAME:  return setdomainname(s[0], strlen(s[0]));
+    case CK_OP_SETHOSTNAME:    return (int)ck_sys(SYS_sethostname, s[0], strlen(s[0]), 0, 0, 0);
+    case CK_OP_SETDOMAINNAME:
+        return (int)ck_sys(SYS_setdomainname, s[0], strlen(s[0]), 0, 0, 0);
     case CK_OP_LOOPBACK_UP:    return ck_loopback_up();
     case CK_OP_MOUNT:
         return ck_mount(s[0], s[1], s[2], (unsigned long)i[0], s[3], (unsigned long)i[1]);
@@ -691,11 +845,12 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_MKNOD:
         return ck_mknod(s[0], (mode_t)i[0], (dev_t)i[1], (uid_t)i[2], (gid_t)i[3]);
     case CK_OP_SYMLINK:
-        return symlink(s[0], s[1]) < 0 && errno != EEXIST ? -1 : 0;
+        rc = (int)ck_sys(SYS_symlinkat, s[0], AT_FDCWD, s[1], 0, 0);
+        return rc == -EEXIST ? 0 : rc;
     case CK_OP_PIVOT_ROOT:     return ck_pivot_root(s[0]);
     case CK_OP_MASK:           return ck_mask(s[0]);
     case CK_OP_READONLY:       return ck_readonly(s[0], i[0] != 0);
-    case CK_OP_CHDIR:          return chdir(s[0]);
+    case CK_OP_CHDIR:          return ck_chdir(s[0]);
     case CK_OP_RLIMIT:         return ck_setrlimit((int)i[0], i[1], i[2]);
     case CK_OP_CAPBSET_DROP:   return ck_capbset_drop((unsigned long long)i[0]);
     case CK_OP_SET_USER:
@@ -710,29 +865,298 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_CREATED:        return ck_created((int)i[0], (int)i[1]);
     case CK_OP_EXECVE:         return ck_execve(child->found, op->argv, op->envp, (mode_t)i[0]);
     }
-    errno = EINVAL;                     /* an opcode this C does not know */
-    return -1;
+    return -EINVAL;                     /* an opcode this C does not know */
 }
 
 static void __attribute__((noreturn))
 ck_child_main(const struct ck_op *ops, int nops, int sync_fd)
 {
     struct ck_child child = { NULL };
-    int k;
+    int k, rc;
 
     for (k = 0; k < nops; k++)
-        if (ck_run_op(&ops[k], &child) < 0)
-            ck_fail(sync_fd, ops[k].name, errno, ops[k].detail);
+        if ((rc = ck_run_op(&ops[k], &child)) < 0)
+            ck_fail(sync_fd, ops[k].name, -rc, ops[k].detail);
     ck_fail(sync_fd, "exec", ENOEXEC, "plan ended without execve");
 }
 
-/* clone3 (see ck_raw_clone) and, in the child, run ops[0..nops) to execve or _exit(1);
- * the parent gets the pid (and *pidfd_out), or -1 with errno.
+/* ---- the shared-memory child (x86_64) ----------------------------------------------
+ *
+ * clone3(CLONE_VM) instead of a fork-like clone: no copy of the parent's page tables
+ * (~0.5-0.9 ms for a 20 MB Python process) and no teardown of that copy at the init's
+ * execve (~0.75 ms, at `start`). Without CLONE_VFORK: the init waits in CK_OP_CREATED
+ * for `start`, possibly long after, possibly after this process exited.
+ *
+ * Everything the child reads lives in one private anonymous mapping made here, the
+ * "region", which nothing in the parent ever writes again nor frees behind its back
+ * (it is not malloc's, not Python's):
+ *
+ *   [guard page][stack, CK_STACK_SIZE][TLS pad][TCB][start block][ops][strings...]
+ *
+ * The ops and everything they point to are deep-copied into it before the clone, so
+ * the caller's buffers need to live only until ck_spawn returns (as for the fork-like
+ * child). The child gets the TCB through CLONE_SETTLS (self pointers and the parent's
+ * stack-protector canary; the pad below it absorbs a stray TLS write), so it never
+ * touches the parent thread's TLS.
+ *
+ * Lifetime: the region must stay mapped until the child can no longer run in this mm:
+ * after its execve (the kernel switches it to a new mm before close-on-exec closes the
+ * sync socket) or its exit (its mm goes before its files). So the parent may
+ * ck_region_free it once the sync socket read EOF, or once the child was reaped, and
+ * not before. If it never does (its process exits first, or it forgets the region), the
+ * region simply stays: a process that exits leaves the mm to the child, which holds a
+ * reference to it until its own execve or exit. */
+
+#if CK_SHARED_VM
+#define CK_STACK_SIZE (128 * 1024)
+#define CK_TLS_PAD 4096
+#define CK_TCB_WORDS 64
+
+struct ck_start {
+    const struct ck_op *ops;
+    int nops;
+    int sync_fd;
+};
+
+/* Bump allocation in the region; with base == NULL only counts. */
+struct ck_cursor {
+    char *base;
+    size_t at;
+};
+
+static void *ck_take(struct ck_cursor *c, size_t n, size_t align)
+{
+    void *p;
+
+    c->at = (c->at + align - 1) & ~(align - 1);
+    p = c->base ? c->base + c->at : NULL;
+    c->at += n;
+    return p;
+}
+
+static const char *ck_copy_str(struct ck_cursor *c, const char *s)
+{
+    size_t n;
+    char *p;
+
+    if (s == NULL)
+        return NULL;
+    n = strlen(s) + 1;
+    p = ck_take(c, n, 1);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
+
+static const char *const *ck_copy_strv(struct ck_cursor *c, const char *const *v)
+{
+    size_t n = 0, k;
+    const char **p;
+
+    if (v == NULL)
+        return NULL;
+    while (v[n] != NULL)
+        n++;
+    p = ck_take(c, (n + 1) * sizeof(*p), sizeof(*p));
+    for (k = 0; k < n; k++) {
+        const char *s = ck_copy_str(c, v[k]);
+        if (p)
+            p[k] = s;
+    }
+    if (p)
+        p[n] = NULL;
+    return (const char *const *)p;
+}
+
+/* The start block and a deep copy of ops[] at c (sizes only when c->base is NULL). */
+static struct ck_start *ck_copy_plan(struct ck_cursor *c, const struct ck_op *ops,
+                                     int nops, int sync_fd)
+{
+    struct ck_start *start = ck_take(c, sizeof(*start), 16);
+    struct ck_op *copy = ck_take(c, (size_t)nops * sizeof(*copy), 16);
+    int k, j;
+
+    for (k = 0; k < nops; k++) {
+        const struct ck_op *op = &ops[k];
+        struct ck_op tmp = *op;
+        unsigned int *ids = NULL;
+
+        tmp.name = ck_copy_str(c, op->name);
+        tmp.detail = ck_copy_str(c, op->detail);
+        for (j = 0; j < 4; j++)
+            tmp.s[j] = ck_copy_str(c, op->s[j]);
+        if (op->ids != NULL && op->nids > 0) {
+            ids = ck_take(c, (size_t)op->nids * sizeof(*ids), sizeof(*ids));
+            if (ids)
+                memcpy(ids, op->ids, (size_t)op->nids * sizeof(*ids));
+        }
+        tmp.ids = op->ids != NULL && op->nids > 0 ? ids : op->ids;
+        tmp.argv = ck_copy_strv(c, op->argv);
+        tmp.envp = ck_copy_strv(c, op->envp);
+        if (copy)
+            copy[k] = tmp;
+    }
+    if (start) {
+        start->ops = copy;
+        start->nops = nops;
+        start->sync_fd = sync_fd;
+    }
+    return start;
+}
+
+/* clone3(args) that, in the child, calls fn(arg) on the new stack (and exits if it
+ * returns); the parent gets the pid or -errno. The child must not return through C
+ * frames: it has none on its stack, so this is assembly. */
+long ck_clone3_vm(struct ck_clone_args *args, size_t size, void (*fn)(void *), void *arg)
+    __attribute__((visibility("hidden")));
+__asm__(
+    ".text\n"
+    ".globl ck_clone3_vm\n"
+    ".hidden ck_clone3_vm\n"
+    ".type ck_clone3_vm,@function\n"
+    "ck_clone3_vm:\n"
+    "    mov %rdx, %r8\n"               /* fn and arg survive the syscall in r8, r9 */
+    "    mov %rcx, %r9\n"
+    "    mov $" CK_STR(SYS_clone3) ", %eax\n"
+    "    syscall\n"
+    "    test %rax, %rax\n"
+    "    jnz 1f\n"
+    "    xor %ebp, %ebp\n"              /* the child: outermost frame, aligned stack top */
+    "    mov %r9, %rdi\n"
+    "    call *%r8\n"
+    "    mov $" CK_STR(SYS_exit_group) ", %eax\n"
+    "    mov $1, %edi\n"
+    "    syscall\n"
+    "    hlt\n"
+    "1:  ret\n"
+    ".size ck_clone3_vm, .-ck_clone3_vm\n");
+
+static void ck_vm_child(void *arg)
+{
+    const struct ck_start *start = arg;
+
+    ck_child_main(start->ops, start->nops, start->sync_fd);
+}
+
+/* Which plans may share the mm (and so leave no trace on the parent, which does):
+ * - no new user or time namespace: the kernel refuses them to a process that shares
+ *   its mm (setns: EINVAL/EUSERS; clone3 with CLONE_NEWTIME and CLONE_VM: EINVAL), and
+ *   a setns with nstype 0 could be either;
+ * - no WRITE_FILE but of a sysctl (/proc/sys/, namespaced): /proc/self/oom_score_adj is
+ *   set for every process that shares the writer's mm, the parent included (and
+ *   /proc/self/coredump_filter is the mm's own);
+ * - no SET_USER that changes the euid or egid: commit_creds then marks the *mm*
+ *   non-dumpable (suid_dumpable), the parent's too. (capset cannot grow the permitted
+ *   set, the only other trigger.) */
+static int ck_vm_ok(unsigned long long flags, const struct ck_op *ops, int nops)
+{
+    const unsigned long long bad = CLONE_NEWUSER | CLONE_NEWTIME;
+    int k;
+
+    if (flags & bad)
+        return 0;
+    for (k = 0; k < nops; k++) {
+        const long long *i = ops[k].i;
+        switch (ops[k].code) {
+        case CK_OP_SETNS:
+            if (i[1] == 0 || ((unsigned long long)i[1] & bad))
+                return 0;
+            break;
+        case CK_OP_UNSHARE:
+            if ((unsigned long long)i[0] & bad)
+                return 0;
+            break;
+        case CK_OP_WRITE_FILE:
+            if (ops[k].s[0] == NULL || strncmp(ops[k].s[0], "/proc/sys/", 10) != 0)
+                return 0;
+            break;
+        case CK_OP_SET_USER:
+            if (i[2] && ((uid_t)i[0] != geteuid() || (gid_t)i[1] != getegid()))
+                return 0;
+            break;
+        }
+    }
+    return 1;
+}
+
+/* The shared-memory spawn: the pid, or -errno (nothing made, region unmapped) for the
+ * caller to fall back on the fork-like clone. Signals are already blocked. */
+static long ck_spawn_vm(unsigned long long flags, int cgroup_fd, int *pidfd_out,
+                        int *into_cgroup_out, const struct ck_op *ops, int nops,
+                        int sync_fd, void **region_out, size_t *region_size_out)
+{
+    size_t page = 4096, head, total;
+    struct ck_cursor count = { NULL, 0 }, cur;
+    struct ck_clone_args args;
+    struct ck_start *start;
+    uintptr_t *tcb, word;
+    char *base;
+    long pid;
+
+    head = page + CK_STACK_SIZE;
+    ck_copy_plan(&count, ops, nops, sync_fd);
+    total = head + CK_TLS_PAD + CK_TCB_WORDS * sizeof(uintptr_t) + count.at + 64;
+    total = (total + page - 1) & ~(page - 1);
+    base = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED)
+        return -errno;
+    if (mprotect(base, page, PROT_NONE) < 0) {      /* the guard page */
+        pid = -errno;
+        munmap(base, total);
+        return pid;
+    }
+    tcb = (uintptr_t *)(base + head + CK_TLS_PAD);
+    tcb[0] = (uintptr_t)tcb;                        /* tcbhead_t.tcb */
+    tcb[2] = (uintptr_t)tcb;                        /* tcbhead_t.self */
+    __asm__("mov %%fs:0x28, %0" : "=r"(word));      /* stack_guard: the same canary */
+    tcb[5] = word;
+    __asm__("mov %%fs:0x30, %0" : "=r"(word));      /* pointer_guard */
+    tcb[6] = word;
+    cur.base = (char *)(tcb + CK_TCB_WORDS);
+    cur.at = 0;
+    start = ck_copy_plan(&cur, ops, nops, sync_fd);
+
+    memset(&args, 0, sizeof(args));
+    args.flags = flags | CLONE_PIDFD | CLONE_VM | CLONE_SETTLS;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd_out;
+    args.exit_signal = SIGCHLD;
+    args.stack = (uint64_t)(uintptr_t)(base + page);
+    args.stack_size = CK_STACK_SIZE;
+    args.tls = (uint64_t)(uintptr_t)tcb;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
+    pid = ck_clone3_vm(&args, sizeof(args), ck_vm_child, start);
+    if (pid < 0) {
+        munmap(base, total);
+        return pid;
+    }
+    *into_cgroup_out = cgroup_fd >= 0;
+    *region_out = base;
+    *region_size_out = total;
+    return pid;
+}
+#endif
+
+/* Unmap a region ck_spawn returned: only once its child exec'd or exited (see above). */
+void ck_region_free(void *base, size_t size)
+{
+    if (base != NULL)
+        munmap(base, size);
+}
+
+/* clone3 and, in the child, run ops[0..nops) to execve or exit(1); the parent gets the
+ * pid (and *pidfd_out), or -1 with errno. *region_out is the shared-memory child's
+ * region (see above; the caller frees it with ck_region_free once the child exec'd or
+ * exited), NULL for a fork-like child, made when the platform or the plan rules the
+ * shared mm out, or when that clone fails.
  *
  * Unlike ck_clone this takes neither the GIL nor the interpreter's fork hooks (cffi
  * releases the GIL around the call, other Python threads keep running): the child
  * never runs Python, calls nothing that takes a lock or allocates, and leaves by
- * execve or _exit, so no interpreter or libc state needs fixing up in it, and a lock
+ * execve or exit, so no interpreter or libc state needs fixing up in it, and a lock
  * held by another thread at the clone cannot deadlock it. The ops and every string
  * they point to were built by the parent and are read-only here.
  *
@@ -741,17 +1165,27 @@ ck_child_main(const struct ck_op *ops, int nops, int sync_fd)
  * child before CK_OP_RESET_SIGNALS, the plan's first op, resets dispositions and
  * unblocks. The parent restores its own mask. */
 long ck_spawn(unsigned long long clone_flags, int cgroup_fd, int *pidfd_out,
-              int *into_cgroup_out, const struct ck_op *ops, int nops, int sync_fd)
+              int *into_cgroup_out, const struct ck_op *ops, int nops, int sync_fd,
+              int share_mm, void **region_out, size_t *region_size_out)
 {
     sigset_t all, old;
-    long pid;
+    long pid = -1;
     int saved;
 
+    *region_out = NULL;
+    *region_size_out = 0;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = ck_raw_clone(clone_flags, cgroup_fd, pidfd_out, into_cgroup_out);
-    if (pid == 0)
-        ck_child_main(ops, nops, sync_fd);
+#if CK_SHARED_VM
+    if (share_mm && ck_vm_ok(clone_flags, ops, nops))
+        pid = ck_spawn_vm(clone_flags, cgroup_fd, pidfd_out, into_cgroup_out, ops, nops,
+                          sync_fd, region_out, region_size_out);
+#endif
+    if (pid < 0) {
+        pid = ck_raw_clone(clone_flags, cgroup_fd, pidfd_out, into_cgroup_out);
+        if (pid == 0)
+            ck_child_main(ops, nops, sync_fd);
+    }
     saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved;
@@ -765,6 +1199,9 @@ ffibuilder.set_source(
     "containerkit._ck_native",
     SOURCE,
     define_macros=[("_CFFI_NO_LIMITED_API", None)],
+    # every symbol bound at load: no lazy binding (ld.so, its locks, the thread's TLS)
+    # ever runs in the shared-memory child of ck_spawn
+    extra_link_args=["-Wl,-z,now"],
     py_limited_api=False,
 )
 

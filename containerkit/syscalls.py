@@ -65,19 +65,50 @@ def clone3_into_cgroup() -> bool:
     return bool(lib.ck_clone3_into_cgroup())
 
 
-def spawn(flags: int, cgroup_fd: int, ops: Any, sync_fd: int) -> tuple[int, int, bool]:
+class ChildMemory:
+    """The region of this address space that a shared-memory child of ``spawn`` runs in
+    (its stack and its copy of the op array): unmap it with ``release`` only once the
+    child exec'd or exited, i.e. after EOF on the sync socket or after reaping it.
+
+    Never unmapped implicitly (no finalizer): a region nobody released stays mapped
+    until this process exits, which is harmless (the child holds its own reference to
+    the address space until its execve), whereas unmapping it under a child that still
+    runs would crash that child.
+    """
+
+    __slots__ = ("_base", "_size")
+
+    def __init__(self, base: Any, size: int) -> None:
+        self._base = base
+        self._size = size
+
+    def release(self) -> None:
+        if self._base is not None:
+            lib.ck_region_free(self._base, self._size)
+            self._base = None
+
+
+def spawn(flags: int, cgroup_fd: int, ops: Any, sync_fd: int,
+          share_mm: bool = True) -> tuple[int, int, bool, ChildMemory | None]:
     """clone3 a child that runs ``ops`` (a cdata ``struct ck_op[]``) up to execve.
 
     The child runs C only (never returns here) and reports a failing op on ``sync_fd``
-    as the sync ERROR message. Returns ``(pid, pidfd, placed_in_cgroup)``; the caller
-    keeps ``ops`` and everything it points to alive until this returns.
+    as the sync ERROR message. Returns ``(pid, pidfd, placed_in_cgroup, memory)``; the
+    caller keeps ``ops`` and everything it points to alive until this returns (the C
+    copies them). ``memory`` is None for a fork-like child; for a child that shares
+    this address space (x86_64, ``share_mm``, a plan without user or time namespaces)
+    it is the region the child runs in: see ``ChildMemory`` for when it may be released.
     """
     pidfd = ffi.new("int *", -1)
     into = ffi.new("int *", 0)
-    pid = lib.ck_spawn(flags, cgroup_fd, pidfd, into, ops, len(ops), sync_fd)
+    region = ffi.new("void **")
+    size = ffi.new("size_t *")
+    pid = lib.ck_spawn(flags, cgroup_fd, pidfd, into, ops, len(ops), sync_fd, int(share_mm),
+                       region, size)
     if pid < 0:
         raise _fail(f"clone3(flags={flags:#x}, cgroup_fd={cgroup_fd})")
-    return pid, pidfd[0], bool(into[0])
+    memory = ChildMemory(region[0], size[0]) if region[0] != ffi.NULL else None
+    return pid, pidfd[0], bool(into[0]), memory
 
 
 def clone(flags: int, cgroup_fd: int = -1) -> tuple[int, int, bool]:

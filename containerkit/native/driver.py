@@ -5,12 +5,19 @@ the new namespaces, the child running the plan in C (``syscalls.spawn``) -> wait
 CREATED. start: release the FIFO; when this process created the init, wait until
 execve closed the sync socket. delete: kill what is left in the cgroup, reap, remove
 the cgroup.
+
+An init that shares this address space until its execve (``syscalls.ChildMemory``)
+runs on a region of it that is unmapped only once the init can no longer run there:
+at EOF on the sync socket in ``start``, or once reaped (a failed ``create``,
+``delete``). A container dropped without either leaves the region mapped (harmless);
+a process that exits after ``create`` (the CLI) leaves it to the init.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import weakref
 from typing import IO, TYPE_CHECKING
 
 from .. import syscalls
@@ -26,6 +33,16 @@ if TYPE_CHECKING:
 
 Stdio = IO[bytes] | IO[str] | int | None
 
+# the region each init created here runs on until its execve (see the module docstring)
+_memory: weakref.WeakKeyDictionary[Container, syscalls.ChildMemory] = \
+    weakref.WeakKeyDictionary()
+
+
+def _release_memory(container: Container) -> None:
+    memory = _memory.pop(container, None)
+    if memory is not None:
+        memory.release()
+
 
 def _fd(stream: Stdio, default: int) -> int:
     if stream is None:
@@ -36,7 +53,16 @@ def _fd(stream: Stdio, default: int) -> int:
 
 
 class NativeDriver:
-    """Runs containers from this Python process: no runtime binary involved."""
+    """Runs containers from this Python process: no runtime binary involved.
+
+    ``share_memory``: let the init run in this process's address space until its
+    execve (clone with CLONE_VM; ~2 ms less per container on x86_64). Never done for a
+    container with a memory limit: an OOM kill of a process kills every process that
+    shares its mm, and the container's own cgroup could OOM during setup.
+    """
+
+    def __init__(self, share_memory: bool = True) -> None:
+        self.share_memory = share_memory
 
     def cgroup_for(self, container: Container) -> Cgroup:
         linux = container.spec.linux
@@ -65,9 +91,9 @@ class NativeDriver:
             linux = container.spec.linux
             if linux is not None and linux.resources is not None:
                 cgroup.set_resources(linux.resources)   # limits hold from the first instruction
-            pid, pidfd, placed = syscalls.spawn(plan.clone_flags,
-                                                cgroup_fd if into_cgroup else -1,
-                                                ops.ops, child_sock.fileno())
+            pid, pidfd, placed, memory = syscalls.spawn(
+                plan.clone_flags, cgroup_fd if into_cgroup else -1, ops.ops,
+                child_sock.fileno(), share_mm=self.share_memory and not _memory_limited(linux))
         except BaseException:
             parent_sock.close()
             if cgroup_fd >= 0:
@@ -81,6 +107,8 @@ class NativeDriver:
             if cgroup_fd >= 0:
                 os.close(cgroup_fd)
         process = Process(pid, pidfd, is_child=True)
+        if memory is not None:
+            _memory[container] = memory
         try:
             if placed != into_cgroup:   # clone3 vanished since the probe: the plan is wrong
                 raise ContainerkitError("clone3: CLONE_INTO_CGROUP was probed but not "
@@ -93,6 +121,7 @@ class NativeDriver:
             parent_sock.close()
             process.signal(signal.SIGKILL)
             process.wait()
+            _release_memory(container)
             cgroup.remove()
             raise
         container.cgroup_path = cgroup.path
@@ -105,7 +134,10 @@ class NativeDriver:
         if sock is not None:  # we created the init: learn whether execve worked
             container._sync = None
             try:
-                sync.raise_if_error(sync.read_message(sock))
+                msg = sync.read_message(sock)
+                if not msg:             # EOF: the init exec'd (or exited)
+                    _release_memory(container)
+                sync.raise_if_error(msg)
             finally:
                 sock.close()
 
@@ -123,3 +155,13 @@ class NativeDriver:
             Cgroup(container.cgroup_path).remove()
         if init is not None and init.is_child:
             init.wait()
+            _release_memory(container)
+
+
+def _memory_limited(linux: object) -> bool:
+    """Whether the spec limits the container's memory (then the init gets its own mm)."""
+    res = getattr(linux, "resources", None)
+    mem = getattr(res, "memory", None)
+    unified = getattr(res, "unified", None) or {}
+    return bool(mem is not None and (mem.limit or mem.swap or mem.reservation)) or any(
+        k.startswith("memory.") for k in unified)

@@ -197,7 +197,8 @@ _NAMES: dict[str, object] = {}  # step names are few and fixed: one C string eac
 
 class OpArray:
     """``steps`` as a cdata ``struct ck_op[]`` (``.ops``), with every buffer its
-    pointers refer to: keep this object alive until ``syscalls.spawn`` returned."""
+    pointers refer to: keep this object alive until ``syscalls.spawn`` returned (a
+    child that shares this address space runs on a copy, made before the clone)."""
 
     def __init__(self, steps: list[Step]) -> None:
         self._buffers: list[object] = []

@@ -579,3 +579,46 @@ def test_rlimits_applied_and_raising_checked(make_bundle: Callable[..., str],
     with pytest.raises(UnsupportedError, match=r"process.rlimits\[0\]: RLIMIT_NOFILE hard limit"):
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
+
+
+def _shares_my_mm(pid: int) -> bool:
+    """A new mapping made here shows in the other process's maps only if the mm is shared."""
+    import mmap
+
+    probe = mmap.mmap(-1, 4096)
+    try:
+        with open("/proc/self/maps") as f:
+            mine = {line.split()[0] for line in f}
+        with open(f"/proc/{pid}/maps") as f:
+            theirs = {line.split()[0] for line in f}
+        return mine == theirs
+    finally:
+        probe.close()
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_init_shares_memory_only_when_allowed(make_bundle: Callable[..., str],
+                                              state_root: str, share: bool) -> None:
+    import platform
+
+    config = Bundle(make_bundle(["true"]), id="mm", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver(share_memory=share)) as c:
+        c.create()
+        expected = share and platform.machine() == "x86_64"
+        assert _shares_my_mm(c.pid) is expected
+        c.start()
+        assert c.wait(timeout=10) == 0
+
+
+def test_memory_limited_containers_never_share_the_mm() -> None:
+    from containerkit import spec as oci
+    from containerkit.native.driver import _memory_limited
+
+    def linux(resources: dict[str, Any]) -> Any:
+        return oci.loads(json.dumps({"ociVersion": "1.3.0", "root": {"path": "r"},
+                                     "linux": {"resources": resources}})).linux
+
+    assert _memory_limited(linux({"memory": {"limit": 1 << 20}}))
+    assert _memory_limited(linux({"unified": {"memory.high": "1M"}}))
+    assert not _memory_limited(linux({"pids": {"limit": 5}}))
+    assert not _memory_limited(None)

@@ -8,10 +8,12 @@ tests here use only ops that are harmless in the host's namespaces.
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -78,15 +80,22 @@ def _steps(*items: tuple[str, ops.Op] | tuple[str, ops.Op, str]) -> list[Step]:
             for item in items]
 
 
-def _spawn(make: Callable[[int, int], list[Step]]) -> tuple[int, Any, int]:
+SHARED_VM = platform.machine() == "x86_64"     # ck_spawn's CLONE_VM child
+
+_memory: dict[int, syscalls.ChildMemory] = {}  # pid -> its region, released once reaped
+
+
+def _spawn(make: Callable[[int, int], list[Step]], flags: int = 0) -> tuple[int, Any, int]:
     """spawn the steps ``make(sync_fd, release_fd)`` builds; returns (pid, parent end of
     the sync socket, write end of the release pipe) with the pidfd closed."""
     parent, child = sync.channel()
     release_r, release_w = os.pipe2(os.O_CLOEXEC)
     try:
         array = OpArray(make(child.fileno(), release_r))
-        pid, pidfd, _ = syscalls.spawn(0, -1, array.ops, child.fileno())
+        pid, pidfd, _, memory = syscalls.spawn(flags, -1, array.ops, child.fileno())
         os.close(pidfd)
+        if memory is not None:
+            _memory[pid] = memory
     except BaseException:
         parent.close()
         os.close(release_w)
@@ -98,7 +107,11 @@ def _spawn(make: Callable[[int, int], list[Step]]) -> tuple[int, Any, int]:
 
 
 def _exit_code(pid: int) -> int:
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    status = os.waitpid(pid, 0)[1]
+    memory = _memory.pop(pid, None)
+    if memory is not None:          # reaped: the child cannot run on it any more
+        memory.release()
+    return os.waitstatus_to_exitcode(status)
 
 
 def test_spawn_runs_the_ops_and_execs(tmp_path: Any) -> None:
@@ -199,6 +212,131 @@ def test_spawn_while_other_threads_run() -> None:
         assert _exit_code(pid) == 0
 
 
+def _region_start(pid: int) -> int:
+    memory = next(m for p, m in _memory.items() if p == pid)
+    return int(syscalls.ffi.cast("uintptr_t", memory._base))
+
+
+@pytest.mark.skipif(not SHARED_VM, reason="the shared-memory child is x86_64 only")
+def test_spawn_shares_the_address_space() -> None:
+    """The child runs in this address space (its own stack and plan copy, in the region
+    spawn returned) until its execve, which closes the sync socket."""
+    pid, sock, release = _spawn(lambda sync_fd, fifo: _steps(
+        ("reset signals", ops.reset_signals()),
+        ("created", ops.report_created_and_wait(sync_fd, fifo)),
+        ("exec", ops.find_executable((b"/bin/true",))),
+        ("exec", ops.execve((b"true",), (), 0o022)),
+    ))
+    with sock:
+        sync.expect_created(sock)
+        with open(f"/proc/{pid}/maps") as f:
+            starts = {int(line.split("-", 1)[0], 16) for line in f}
+        with open("/proc/self/maps") as f:
+            assert starts == {int(line.split("-", 1)[0], 16) for line in f}
+        assert _region_start(pid) in starts
+        os.write(release, b"0")
+        os.close(release)
+        assert sync.read_message(sock) == b""               # execve closed it
+    assert _exit_code(pid) == 0
+
+
+@pytest.mark.parametrize("flags,extra", [
+    (0, ops.unshare(syscalls.CLONE_NEWTIME)),       # in an op: scanned, never reached
+    (0, ops.unshare(syscalls.CLONE_NEWUSER)),
+    (0, ops.setns(0, 0)),                           # nstype 0: any, a user ns too
+    (syscalls.CLONE_NEWTIME, None),
+    (0, ops.write_file(b"/proc/self/oom_score_adj", b"0")),  # would set the parent's
+    (0, ops.write_file(b"/proc/self/coredump_filter", b"0")),  # the mm's own
+    (0, ops.set_user(4242, 4242, [], True)),        # would make the parent's mm undumpable
+])
+def test_spawn_fork_like_when_the_mm_must_not_be_shared(flags: int,
+                                                        extra: ops.Op | None) -> None:
+    """Plans the kernel refuses to a process sharing its mm, or whose effects would reach
+    the parent through it, get a fork-like child, with the same results."""
+    pid, sock, release = _spawn(lambda sync_fd, fifo: _steps(
+        ("reset signals", ops.reset_signals()),
+        ("exec", ops.find_executable((b"/no/such/program",)), "'program'"),
+        *([("extra", extra)] if extra else []),
+    ), flags=flags)
+    assert pid not in _memory
+    os.close(release)
+    with sock:
+        msg = sync.read_message(sock)
+    assert _exit_code(pid) == 1
+    assert msg == sync.encode_error("exec", 2, "'program'")
+
+
+@pytest.mark.skipif(not SHARED_VM, reason="the shared-memory child is x86_64 only")
+def test_spawn_same_user_or_sysctl_shares_the_mm() -> None:
+    pid, sock, release = _spawn(lambda sync_fd, fifo: _steps(
+        ("reset signals", ops.reset_signals()),
+        ("user", ops.set_user(os.geteuid(), os.getegid(), [], True)),
+        ("exec", ops.find_executable((b"/bin/true",))),
+        ("exec", ops.execve((b"true",), (), 0o022)),
+        ("sysctl", ops.write_file(b"/proc/sys/kernel/domainname", b"x")),  # never reached
+    ))
+    assert pid in _memory
+    os.close(release)
+    with sock:
+        assert sync.read_message(sock) == b""
+    assert _exit_code(pid) == 0
+
+
+CREATOR = """
+import gc, os, sys
+from containerkit import syscalls
+from containerkit.native import ops, sync
+from containerkit.native.ops import OpArray, Step
+
+fifo = os.open(sys.argv[1], os.O_RDWR | os.O_CLOEXEC)
+parent, child = sync.channel()
+steps = [Step(name, op[0], op[1], "") for name, op in (
+    ("reset signals", ops.reset_signals()),
+    ("fds", ops.close_fds_except((child.fileno(), fifo))),
+    ("created", ops.report_created_and_wait(child.fileno(), fifo)),
+    ("exec", ops.find_executable((b"/bin/sh",))),
+    ("exec", ops.execve((b"sh", b"-c", b"echo $WHO > " + sys.argv[2].encode()),
+                        (b"WHO=init after its creator",), 0o022)),
+)]
+array = OpArray(steps)
+pid, pidfd, _, memory = syscalls.spawn(0, -1, array.ops, child.fileno())
+child.close()
+sync.expect_created(parent)
+print(pid, memory is not None, flush=True)
+del array, steps                 # the parent's copies go, and their memory is reused
+gc.collect()
+junk = [bytes([i % 256]) * 4096 for i in range(5000)]
+"""
+
+
+def test_spawned_init_outlives_its_creator(tmp_path: Any) -> None:
+    """As `containerkit create`: the creating process exits while the init waits; the
+    init still finds its plan (its own copy, in a region the creator never unmaps)."""
+    fifo, out = tmp_path / "fifo", tmp_path / "out"
+    os.mkfifo(fifo, 0o600)
+    with open(tmp_path / "stdout", "w+") as stdout, open(tmp_path / "stderr", "w+") as stderr:
+        # files, not pipes: the init keeps its copies of them until it exits
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(CREATOR), str(fifo),
+                               str(out)], stdin=subprocess.DEVNULL, stdout=stdout,
+                              stderr=stderr, timeout=30)
+        stdout.seek(0)
+        stderr.seek(0)
+        assert proc.returncode == 0, stderr.read()
+        pid_text, shared = stdout.read().split()
+    assert shared == str(SHARED_VM)
+    with open(f"/proc/{pid_text}/status") as f:       # waiting for the release
+        assert any(line.split() == ["State:", "S", "(sleeping)"] for line in f)
+    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + 10
+    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert out.read_text() == "init after its creator\n"
+
+
 SWAP = """
 import os, sys
 from containerkit import syscalls
@@ -222,7 +360,7 @@ steps = [Step(name, op[0], op[1], "") for name, op in (
     ("exec", ops.execve((b"sh", b"-c", b"cat; ls /proc/self/fd"), (), 0o022)),
 )]
 array = OpArray(steps)
-pid, pidfd, _ = syscalls.spawn(0, -1, array.ops, child.fileno())
+pid, pidfd, _, _ = syscalls.spawn(0, -1, array.ops, child.fileno())
 child.close()
 sync.raise_if_error(sync.read_message(parent))
 sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
