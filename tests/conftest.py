@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -97,3 +98,27 @@ def leak_check(state_root: str) -> Iterator[Callable[[], None]]:
 def copy_rootfs(src: str, dest: str) -> str:
     shutil.copytree(src, dest, symlinks=True)
     return dest
+
+
+@pytest.fixture
+def busy_threads(leak_check: Callable[[], None]) -> Iterator[None]:
+    """One thread that holds the GIL most of the time, one that allocates (started after
+    the leak check's snapshot, which is slow while they compete for the GIL)."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    def churn() -> None:
+        while not stop.is_set():
+            _ = [str(i) * 10 for i in range(1000)]
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (spin, churn)]
+    for t in threads:
+        t.start()
+    yield
+    stop.set()
+    for t in threads:
+        t.join()

@@ -444,35 +444,15 @@ def test_spec_bad_documents_leave_nothing(doc: str, tmp_path: Any, state_root: s
     assert "config.json" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_clone_is_safe_while_other_threads_run(make_bundle: Callable[..., str],
-                                               state_root: str) -> None:
-    """The clone takes the GIL and runs the fork hooks, as os.fork does: a busy thread
-    (holding the GIL most of the time) and one that allocates do not deadlock the child."""
-    import threading
-
-    stop = threading.Event()
-
-    def spin() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-
-    def churn() -> None:
-        while not stop.is_set():
-            _ = [str(i) * 10 for i in range(1000)]
-
-    threads = [threading.Thread(target=f, daemon=True) for f in (spin, churn)]
-    for t in threads:
-        t.start()
-    try:
-        bundle = make_bundle(["true"])
-        for i in range(4):
-            status, _ = run(bundle, state_root, cid=f"thr{i}")
-            assert status == 0
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
+@pytest.mark.usefixtures("busy_threads")
+def test_create_is_safe_while_other_threads_run(make_bundle: Callable[..., str],
+                                                state_root: str) -> None:
+    """The init runs C only (no lock, no allocation, no Python) after the clone: a thread
+    that holds the GIL and one that allocates cannot deadlock it."""
+    bundle = make_bundle(["true"])
+    for i in range(4):
+        status, _ = run(bundle, state_root, cid=f"thr{i}")
+        assert status == 0
 
 
 def test_sys_fs_cgroup_is_the_container_cgroup_read_only(make_bundle: Callable[..., str],

@@ -12,9 +12,8 @@ import platform
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,30 +24,6 @@ from containerkit.native import ops, sync
 from containerkit.native.ops import OpArray, Step
 
 pytestmark = pytest.mark.usefixtures("leak_check")
-
-
-@pytest.fixture
-def busy_threads(leak_check: Callable[[], None]) -> Iterator[None]:
-    """One thread that holds the GIL most of the time, one that allocates (started after
-    the leak check's snapshot, which is slow while they compete for the GIL)."""
-    stop = threading.Event()
-
-    def spin() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-
-    def churn() -> None:
-        while not stop.is_set():
-            _ = [str(i) * 10 for i in range(1000)]
-
-    threads = [threading.Thread(target=f, daemon=True) for f in (spin, churn)]
-    for t in threads:
-        t.start()
-    yield
-    stop.set()
-    for t in threads:
-        t.join()
 
 
 def _clone_exit_7() -> None:
