@@ -23,7 +23,7 @@ from .process import Process
 from .state import State, StateDir
 
 if TYPE_CHECKING:
-    import socket
+    import _socket
 
     from . import spec as oci
 
@@ -54,7 +54,7 @@ class Container:
         self.stdin: Stdio = None
         self.stdout: Stdio = None
         self.stderr: Stdio = None
-        self._sync: socket.socket | None = None   # NativeDriver: open from create to start
+        self._sync: _socket.socket | None = None   # NativeDriver: open from create to start
 
     @property
     def spec(self) -> oci.Spec:

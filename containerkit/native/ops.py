@@ -13,16 +13,15 @@ the child does with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..errors import SpecError
 from ..syscalls import ffi, lib
 
 
-@dataclass(frozen=True, slots=True)
-class Args:
-    """An op's operands (the fields of ``struct ck_op``; unused ones stay NULL/0)."""
+class Args(NamedTuple):
+    """An op's operands (the fields of ``struct ck_op``; unused ones stay NULL/0). A
+    NamedTuple: importing dataclasses costs every CLI call ~4 ms."""
 
     s: tuple[bytes | None, ...] = ()       # up to 4 strings
     i: tuple[int, ...] = ()                # up to 4 integers (64-bit)

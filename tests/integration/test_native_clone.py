@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -107,7 +108,7 @@ def test_spawn_runs_the_ops_and_execs(tmp_path: Any) -> None:
             ("exec", ops.execve((b"sh", b"-c", script.encode()), (b"GREETING=hi there",),
                                 0o027), "'sh'"),
         ))
-        with sock:
+        with closing(sock):
             sync.expect_created(sock)
             assert os.lseek(out, 0, os.SEEK_END) == 0          # waits for the release
             os.write(release, b"0")
@@ -136,7 +137,7 @@ def test_spawn_reports_the_failing_op(candidates: tuple[bytes, ...], err: str) -
         ("created", ops.report_created_and_wait(sync_fd, fifo)),
     ))
     os.close(release)
-    with sock:
+    with closing(sock):
         msg = sync.read_message(sock)
     assert _exit_code(pid) == 1
     with pytest.raises(SetupError, match=f"container init: exec 'program': {err}"):
@@ -147,7 +148,7 @@ def test_spawn_without_execve_is_an_error() -> None:
     pid, sock, release = _spawn(lambda sync_fd, fifo: _steps(
         ("reset signals", ops.reset_signals())))
     os.close(release)
-    with sock:
+    with closing(sock):
         msg = sync.read_message(sock)
     assert _exit_code(pid) == 1
     assert msg == sync.encode_error("exec", 8, "plan ended without execve")
@@ -163,7 +164,7 @@ def test_spawn_waits_for_the_parent(message: bytes, created: bool) -> None:
         ("created", ops.report_created_and_wait(sync_fd, fifo)),
     ))
     os.close(release)                  # a created child reads EOF and ends the plan
-    with sock:
+    with closing(sock):
         sock.send(message)
         msg = sync.read_message(sock)
     assert _exit_code(pid) == 1
@@ -182,7 +183,7 @@ def test_spawn_while_other_threads_run() -> None:
             ("exec", ops.execve((b"true",), (), 0o022)),
         ))
         os.close(release)
-        with sock:
+        with closing(sock):
             assert sync.read_message(sock) == b""
         assert _exit_code(pid) == 0
 
@@ -202,7 +203,7 @@ def test_spawn_shares_the_address_space() -> None:
         ("exec", ops.find_executable((b"/bin/true",))),
         ("exec", ops.execve((b"true",), (), 0o022)),
     ))
-    with sock:
+    with closing(sock):
         sync.expect_created(sock)
         with open(f"/proc/{pid}/maps") as f:
             starts = {int(line.split("-", 1)[0], 16) for line in f}
@@ -235,7 +236,7 @@ def test_spawn_fork_like_when_the_mm_must_not_be_shared(flags: int,
     ), flags=flags)
     assert pid not in _memory
     os.close(release)
-    with sock:
+    with closing(sock):
         msg = sync.read_message(sock)
     assert _exit_code(pid) == 1
     assert msg == sync.encode_error("exec", 2, "'program'")
@@ -252,7 +253,7 @@ def test_spawn_same_user_or_sysctl_shares_the_mm() -> None:
     ))
     assert pid in _memory
     os.close(release)
-    with sock:
+    with closing(sock):
         assert sync.read_message(sock) == b""
     assert _exit_code(pid) == 0
 
