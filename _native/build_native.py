@@ -48,7 +48,8 @@ enum ck_opcode {
     CK_OP_CLOEXEC_FROM = 26,
     CK_OP_FIND_EXEC = 27,
     CK_OP_CREATED = 28,
-    CK_OP_EXECVE = 29
+    CK_OP_EXECVE = 29,
+    CK_OP_SECCOMP = 30
 };
 
 struct ck_op {
@@ -64,7 +65,22 @@ struct ck_op {
 };
 """
 
-CDEF = OPS_DECL + """
+SECCOMP_DECL = """
+typedef void *scmp_filter_ctx;
+struct scmp_arg_cmp { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
+scmp_filter_ctx seccomp_init(uint32_t def_action);
+void seccomp_release(scmp_filter_ctx ctx);
+int seccomp_attr_set(scmp_filter_ctx ctx, int attr, uint32_t value);
+uint32_t seccomp_arch_resolve_name(const char *arch_name);
+int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
+int seccomp_arch_exist(const scmp_filter_ctx ctx, uint32_t arch_token);
+int seccomp_syscall_resolve_name(const char *name);
+int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
+                           unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);
+int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
+"""
+
+CDEF = OPS_DECL + SECCOMP_DECL + """
 long ck_spawn(unsigned long long clone_flags, int cgroup_fd, int *pidfd_out,
               int *into_cgroup_out, const struct ck_op *ops, int nops, int sync_fd,
               int share_mm, void **region_out, size_t *region_size_out);
@@ -101,6 +117,7 @@ SOURCE = r"""
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <seccomp.h>
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -817,6 +834,17 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   NO_NEW_PRIVS                        CLOEXEC_FROM i[0] = first fd
  *   FIND_EXEC argv = candidate paths    CREATED i[0] = sync fd, i[1] = exec.fifo fd
  *   EXECVE argv, envp; i[0] = umask (the path is FIND_EXEC's) */
+/* Install the seccomp filter the parent compiled with libseccomp (a classic BPF
+ * program, sent as 32-bit words: two per struct sock_filter). seccomp(2) directly:
+ * nothing of libseccomp runs in the child. */
+static int ck_seccomp(unsigned int flags, const unsigned int *words, int nwords)
+{
+    struct { unsigned short len; const void *filter; } prog = {
+        (unsigned short)(nwords / 2), words };
+
+    return (int)ck_sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags, &prog, 0, 0);
+}
+
 static int ck_run_op(const struct ck_op *op, struct ck_child *child)
 {
     const char *const *s = op->s;
@@ -864,6 +892,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_FIND_EXEC:      return ck_find_exec(op->argv, &child->found);
     case CK_OP_CREATED:        return ck_created((int)i[0], (int)i[1]);
     case CK_OP_EXECVE:         return ck_execve(child->found, op->argv, op->envp, (mode_t)i[0]);
+    case CK_OP_SECCOMP:        return ck_seccomp((unsigned int)i[0], op->ids, op->nids);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }
@@ -1202,6 +1231,7 @@ ffibuilder.set_source(
     # every symbol bound at load: no lazy binding (ld.so, its locks, the thread's TLS)
     # ever runs in the shared-memory child of ck_spawn
     extra_link_args=["-Wl,-z,now"],
+    libraries=["seccomp"],      # the parent compiles filters; the child only loads BPF
     py_limited_api=False,
 )
 

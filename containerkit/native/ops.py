@@ -191,6 +191,16 @@ def execve(argv: tuple[bytes, ...], envp: tuple[bytes, ...], umask: int) -> Op:
     return lib.CK_OP_EXECVE, Args(argv=argv, envp=envp, i=(umask,))
 
 
+def seccomp(flags: int, program: bytes) -> Op:
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): ``program`` is the classic BPF
+    that libseccomp exported in the parent, passed as 32-bit words."""
+    import array
+
+    words = array.array("I")
+    words.frombytes(program)
+    return lib.CK_OP_SECCOMP, Args(i=(flags,), ids=tuple(words))
+
+
 _NAMES: dict[str, object] = {}  # step names are few and fixed: one C string each
 
 

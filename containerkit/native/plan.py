@@ -21,6 +21,7 @@ from . import ops
 from .mountopts import PROPAGATION
 from .mountopts import parse as parse_mount_options
 from .paths import secure_join
+from .seccomp import compile_filter
 
 NAMESPACE_FLAGS = {
     "pid": s.CLONE_NEWPID, "network": s.CLONE_NEWNET, "mount": s.CLONE_NEWNS,
@@ -87,7 +88,7 @@ def check_supported(spec: oci.Spec) -> None:
         if ns.path and ns.type not in JOINABLE:
             raise UnsupportedError(
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
-    for name in ("seccomp", "personality", "intel_rdt", "memory_policy",
+    for name in ("personality", "intel_rdt", "memory_policy",
                  "time_offsets", "mount_label", "net_devices"):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
@@ -180,6 +181,10 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
         env[key.encode()] = value.encode()
     add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
         detail=repr(proc.args[0]))
+    if linux.seccomp is not None and proc.no_new_privileges:
+        # as late as can still report an error at create: after it only the CREATED
+        # write, the FIFO read, umask, one sigaction and execve remain (runc's order)
+        add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
     add("created", ops.report_created_and_wait(sync_fd, fifo_fd))
     umask = proc.user.umask if proc.user.umask is not None else 0o022
     add("exec", ops.execve(tuple(a.encode() for a in proc.args),
@@ -366,6 +371,11 @@ def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
 
     u = proc.user
     change_ids = bool(u.uid or u.gid or u.additional_gids)
+    linux = spec.linux
+    if linux is not None and linux.seccomp is not None and not proc.no_new_privileges:
+        # without no_new_privs seccomp(2) needs CAP_SYS_ADMIN: load before the user and
+        # capability ops drop it (runc does the same), so the filter must allow them
+        add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
     add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids),
         detail=f"{u.uid}:{u.gid}")
     add("capabilities", ops.set_caps(eff, perm, inh, amb),

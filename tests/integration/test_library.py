@@ -388,7 +388,6 @@ def test_missing_bundle_and_config(tmp_path: Any, state_root: str) -> None:
     (lambda c: c["linux"]["resources"].update(cpu={"realtimeRuntime": 1000}),
      "linux.resources.cpu.realtimeRuntime"),
     (lambda c: c["process"].update(terminal=True), "process.terminal"),
-    (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}), "linux.seccomp"),
     (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "user namespaces"),
     (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_BOGUS"), "CAP_BOGUS"),
     (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}),
@@ -602,3 +601,162 @@ def test_memory_limited_containers_never_share_the_mm() -> None:
     assert _memory_limited(linux({"unified": {"memory.high": "1M"}}))
     assert not _memory_limited(linux({"pids": {"limit": 5}}))
     assert not _memory_limited(None)
+
+
+def _seccomp(cfg: dict[str, Any], **seccomp: Any) -> None:
+    cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", **seccomp}
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_seccomp_denies_from_inside(make_bundle: Callable[..., str], state_root: str,
+                                    nnp: bool) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["noNewPrivileges"] = nnp
+        _seccomp(cfg, architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                 syscalls=[
+                     {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 1},
+                     {"names": ["no_such_syscall_anywhere"], "action": "SCMP_ACT_KILL"},
+                     # personality(0xffffffff) only queries: deny just the query
+                     {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                      "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}]},
+                 ])
+
+    status, out = run(make_bundle(sh("""
+        mkdir /tmp/x 2>&1 || true
+        grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status
+        echo done
+        """), edit), state_root)
+    assert status == 0, out
+    assert "Operation not permitted" in out
+    assert "Seccomp:\t2" in out                     # filter mode
+    assert f"NoNewPrivs:\t{int(nnp)}" in out
+    assert out.endswith("done\n")
+
+
+def test_seccomp_default_errno_blocks_everything_else(make_bundle: Callable[..., str],
+                                                      state_root: str) -> None:
+    """An allow-list profile: the container runs, and a syscall not on the list fails."""
+    allowed = ["execve", "read", "write", "exit_group", "brk", "arch_prctl", "mmap",
+               "munmap", "rt_sigaction", "rt_sigprocmask", "umask", "getpid", "getuid",
+               "open", "openat", "close", "fstat", "newfstatat", "stat", "ioctl",
+               "set_tid_address", "getppid", "uname", "getcwd", "prlimit64", "readlink",
+               "mprotect", "set_robust_list", "getrandom", "rseq", "prctl", "exit"]
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+            "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]}
+
+    status, out = run(make_bundle(["/bin/mkdir", "/tmp/x"], edit), state_root)
+    assert status == 1, out
+    assert "Function not implemented" in out         # ENOSYS, the defaultErrnoRet
+
+
+@pytest.mark.parametrize("seccomp,match", [
+    ({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_NOPE"]},
+     "architectures"),
+    ({"defaultAction": "SCMP_ACT_NOTIFY"}, "SCMP_ACT_NOTIFY"),
+    ({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"}, "listenerPath"),
+    ({"defaultAction": "SCMP_ACT_BOGUS"}, "defaultAction"),
+])
+def test_seccomp_refusals(make_bundle: Callable[..., str], state_root: str,
+                          seccomp: dict[str, Any], match: str) -> None:
+    from containerkit import ContainerkitError
+    config = Bundle(make_bundle(["true"], lambda c: c["linux"].update(seccomp=seccomp)),
+                    id="seccomp", root=state_root)
+    with pytest.raises(ContainerkitError, match=match):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
+
+
+# -- pause / resume / update / stats ------------------------------------------------------
+
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done"
+
+
+def _counter(pid: int) -> str:
+    """The container's counter, read from outside through /proc/<pid>/root."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with open(f"/proc/{pid}/root/dev/shm/n") as f:
+                value = f.read().strip()
+            if value:
+                return value
+        except FileNotFoundError:
+            pass
+        assert time.monotonic() < deadline, "the counter never appeared"
+        time.sleep(0.02)
+
+
+def _advances(pid: int) -> bool:
+    import time
+
+    first = _counter(pid)
+    time.sleep(0.3)
+    return _counter(pid) != first
+
+
+def test_pause_and_resume(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(sh(COUNTER)), id="pz", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        with pytest.raises(InvalidState, match="it is created, not running"):
+            c.pause()
+        c.start()
+        assert _advances(c.pid)
+        with pytest.raises(InvalidState, match="it is running, not paused"):
+            c.resume()
+        c.pause()
+        assert c.status == "paused"
+        assert c.state()["status"] == "paused"
+        assert not _advances(c.pid)
+        with open(os.path.join(c.cgroup_path, "cgroup.events")) as f:
+            assert "frozen 1" in f.read().split("\n")
+        with pytest.raises(InvalidState, match="it is paused, not running"):
+            c.pause()
+        with pytest.raises(InvalidState, match="paused"):
+            c.delete()
+        again = load_container(config, NativeDriver())
+        assert again.status == "paused"
+        c.resume()
+        assert c.status == "running"
+        assert _advances(c.pid)
+        stats = c.stats()
+        assert stats["pids"]["current"] >= 1 and "cpu" in stats and "memory" in stats
+
+
+def test_delete_force_of_paused_container(make_bundle: Callable[..., str],
+                                          state_root: str) -> None:
+    config = Bundle(make_bundle(sh(f"sleep 1000 & {COUNTER}")), id="pzdel", root=state_root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    c.create()
+    c.start()
+    _counter(c.pid)
+    cgroup = c.cgroup_path
+    c.pause()
+    pid = c.pid
+    c.delete(force=True)
+    assert not os.path.exists(cgroup)
+    assert not os.path.exists(os.path.join(state_root, "pzdel"))
+    assert not os.path.exists(f"/proc/{pid}/stat") or "Z" not in open(f"/proc/{pid}/stat").read()
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/unified"),
+                    reason="the hybrid host's refusal")
+def test_update_refused_without_controllers(make_bundle: Callable[..., str],
+                                            state_root: str) -> None:
+    from containerkit import spec as oci
+
+    config = Bundle(make_bundle(["sleep", "1000"]), id="upd", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        with pytest.raises(UnsupportedError, match="memory controller is not available"):
+            c.update(oci.Resources(memory=oci.Memory(limit=64 << 20)))
+        with open(os.path.join(c.path, "config.json")) as f:
+            assert "memory" not in json.load(f)["linux"].get("resources", {})
+        assert c.status == "running"

@@ -1,0 +1,56 @@
+"""linux.seccomp compiled to BPF in the parent (libseccomp), without loading it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from containerkit import spec as oci
+from containerkit.errors import SpecError, UnsupportedError
+from containerkit.native.seccomp import action, compile_filter
+
+
+def _sec(**doc: Any) -> oci.Seccomp:
+    spec = oci.loads(json.dumps({"ociVersion": "1.3.0", "root": {"path": "r"},
+                                 "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                                                       **doc}}}))
+    assert spec.linux is not None and spec.linux.seccomp is not None
+    return spec.linux.seccomp
+
+
+def test_program_is_bpf_and_grows_with_rules() -> None:
+    flags, empty = compile_filter(_sec())
+    _, one = compile_filter(_sec(syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]))
+    assert flags == 0
+    assert len(empty) % 8 == 0 and len(one) % 8 == 0 and len(one) > len(empty)
+
+
+def test_unknown_syscalls_and_default_action_rules_add_nothing() -> None:
+    _, base = compile_filter(_sec())
+    _, same = compile_filter(_sec(syscalls=[
+        {"names": ["no_such_syscall"], "action": "SCMP_ACT_KILL"},
+        {"names": ["mkdir"], "action": "SCMP_ACT_ALLOW"}]))
+    assert same == base
+
+
+def test_repeated_argument_index_becomes_separate_rules() -> None:
+    args = [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+            {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]
+    _, prog = compile_filter(_sec(syscalls=[{"names": ["personality"],
+                                             "action": "SCMP_ACT_ERRNO", "args": args}]))
+    assert len(prog) > len(compile_filter(_sec())[1])
+
+
+def test_flags_and_actions() -> None:
+    flags, _ = compile_filter(_sec(flags=["SECCOMP_FILTER_FLAG_LOG",
+                                          "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]))
+    assert flags == 2 | 4
+    assert action("SCMP_ACT_ERRNO", None, "f") == 0x00050001      # EPERM by default
+    assert action("SCMP_ACT_ERRNO", 38, "f") == 0x00050026
+    assert action("SCMP_ACT_KILL_PROCESS", None, "f") == 0x80000000
+    with pytest.raises(SpecError, match="f: unknown action 'SCMP_ACT_NOPE'"):
+        action("SCMP_ACT_NOPE", None, "f")
+    with pytest.raises(UnsupportedError, match="listener"):
+        action("SCMP_ACT_NOTIFY", None, "f")
