@@ -1,12 +1,14 @@
 """Container: the lifecycle and its state machine; the work is done by an ExecutionDriver.
 
     creating --create()--> created --start()--> running --(exit)--> stopped
-    any --delete()--> (gone)      (paused comes with the cgroup issue)
+                                               running --pause()--> paused --resume()--> running
+    any --delete()--> (gone)
 
 State-changing calls hold the state directory's lock and check the transition against
 the state on disk (another process may have changed it). The state file is written once,
 at create; "running" is read off the world as runc does: the init is alive and the
-exec FIFO is gone (``start`` removes it).
+exec FIFO is gone (``start`` removes it); "paused" when, besides, the container's cgroup
+is frozen (``cgroup.freeze`` reads 1).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class Container:
     # -- state ---------------------------------------------------------------------
     @property
     def status(self) -> str:
-        """creating, created, running or stopped, as of now (reads the state file)."""
+        """creating, created, running, paused or stopped, as of now (reads the state file)."""
         return self._live_status(self._reload())
 
     def _reload(self) -> State:
@@ -122,6 +124,8 @@ class Container:
         if state.status in ("created", "running"):
             if self.init is None or not self.init.alive():
                 return "stopped"
+            if state.cgroup and _frozen(state.cgroup):
+                return "paused"
             if not os.path.exists(self.statedir.fifo_path):
                 return "running"
         return state.status
@@ -170,6 +174,57 @@ class Container:
             raise InvalidState(f"container {self.id!r} has no process to wait for")
         return self.init.wait(timeout)
 
+    # -- cgroup verbs ---------------------------------------------------------------
+    def pause(self, timeout: float = 10.0) -> None:
+        """Freeze every process of a running container (runc ``pause``)."""
+        from .cgroups import Cgroup
+
+        with self.statedir:
+            self._expect(("running",), "pause")
+            try:
+                Cgroup(self.cgroup_path).freeze(True, timeout)
+            except TimeoutError as e:
+                raise ContainerkitError(f"cannot pause container {self.id!r}: {e}") from None
+
+    def resume(self, timeout: float = 10.0) -> None:
+        """Thaw a paused container (runc ``resume``)."""
+        from .cgroups import Cgroup
+
+        with self.statedir:
+            self._expect(("paused",), "resume")
+            try:
+                Cgroup(self.cgroup_path).freeze(False, timeout)
+            except TimeoutError as e:
+                raise ContainerkitError(f"cannot resume container {self.id!r}: {e}") from None
+
+    def update(self, resources: oci.Resources) -> None:
+        """Change the cgroup limits of a live container (runc ``update``): the given fields
+        are merged into the container's ``linux.resources``, the merged set is applied, and
+        the merged spec is saved in the state directory."""
+        from . import spec as oci_spec
+        from .cgroups import Cgroup
+
+        with self.statedir:
+            self._expect(("created", "running", "paused"), "update")
+            spec = self.spec
+            if spec.linux is None:
+                spec.linux = oci_spec.Linux()
+            old = spec.linux.resources
+            merged_doc = _merge(old.to_dict() if old is not None else {}, resources.to_dict())
+            merged = oci_spec.Resources.from_dict(merged_doc, source="resources",
+                                                  path="linux.resources")
+            Cgroup(self.cgroup_path).set_resources(merged, update=True)
+            spec.linux.resources = merged
+            self.statedir.write_file("config.json", json.dumps(
+                spec.to_dict(), separators=(",", ":")).encode())
+
+    def stats(self) -> dict[str, Any]:
+        """runc's ``events --stats`` data for the container's cgroup."""
+        from .cgroups import Cgroup
+
+        self._expect(("created", "running", "paused"), "read the stats of")
+        return Cgroup(self.cgroup_path).stats()
+
     def signal(self, sig: int = _signal.SIGTERM, all: bool = False) -> None:
         """Signal the init; with ``all``, every process in the container's cgroup (runc's
         ``kill --all``: not an error once the container has stopped and its cgroup is
@@ -179,7 +234,7 @@ class Container:
 
             Cgroup(self.cgroup_path).kill_all(sig)
             return
-        status = self._expect(("created", "running"), "signal")
+        status = self._expect(("created", "running", "paused"), "signal")
         assert self.init is not None
         try:
             self.init.signal(sig)
@@ -207,6 +262,25 @@ class Container:
 
     def __repr__(self) -> str:
         return f"<Container {self.id} {self._state.status}>"
+
+
+def _frozen(cgroup: str) -> bool:
+    try:
+        with open(os.path.join(cgroup, "cgroup.freeze"), "rb") as f:
+            return f.read(1) == b"1"
+    except OSError:
+        return False
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` over ``old``: objects merged key by key, anything else replaced."""
+    out = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _now() -> str:

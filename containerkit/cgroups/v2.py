@@ -59,6 +59,15 @@ def container_cgroup_path(container_id: str, cgroups_path: str | None) -> str:
     return path
 
 
+def _write(path: str, data: str) -> None:
+    """One write(2) on an existing cgroupfs file (never created)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+
+
 def _own_cgroup() -> str:
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -114,13 +123,52 @@ class Cgroup:
             except ProcessLookupError:
                 pass
 
+    # -- freezer (cgroup.freeze / cgroup.events "frozen": core cgroup v2, no controller) ---
+
+    def frozen(self) -> bool:
+        """Whether the cgroup is asked to be frozen (``cgroup.freeze`` reads 1)."""
+        try:
+            with open(os.path.join(self.path, "cgroup.freeze"), "rb") as f:
+                return f.read().strip() == b"1"
+        except OSError:
+            return False
+
+    def freeze(self, frozen: bool = True, timeout: float = 10.0) -> None:
+        """Write ``cgroup.freeze`` and wait (POLLPRI on ``cgroup.events``) until the kernel
+        reports ``frozen 1`` (or ``frozen 0``). A freeze that does not complete in time is
+        undone (thawed) and raises TimeoutError."""
+        want = b"frozen 1" if frozen else b"frozen 0"
+        events = os.path.join(self.path, "cgroup.events")
+        with open(events, "rb") as f:       # opened first: no change can be missed
+            _write(os.path.join(self.path, "cgroup.freeze"), "1" if frozen else "0")
+            deadline = time.monotonic() + timeout
+            poller = select.poll()
+            poller.register(f.fileno(), select.POLLPRI | select.POLLERR)
+            while True:
+                f.seek(0)
+                if want in f.read().splitlines():
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if frozen:
+                        _write(os.path.join(self.path, "cgroup.freeze"), "0")
+                    state = "frozen" if frozen else "thawed"
+                    raise TimeoutError(f"{self.path}: not {state} after {timeout}s")
+                poller.poll(min(left, 0.1) * 1000)
+
     def remove(self, timeout: float = 10.0) -> None:
         """Kill what is left, wait until the cgroup is empty, rmdir it (and empty parents
-        that containerkit made, up to ``containerkit/``)."""
+        that containerkit made, up to ``containerkit/``). A frozen cgroup is thawed once
+        its processes are killed (SIGKILL reaches frozen tasks; thawing makes sure)."""
         if not os.path.isdir(self.path):
             return
         if self.populated():
             self.kill_all()
+            if self.frozen():
+                try:
+                    _write(os.path.join(self.path, "cgroup.freeze"), "0")
+                except OSError:
+                    pass
             self._wait_empty(timeout)
         try:
             os.rmdir(self.path)

@@ -51,31 +51,6 @@ def add_exec(parser: Any) -> None:
     parser.add_argument("command", nargs=REMAINDER)
 
 
-def add_pause(parser: Any) -> None:
-    _id(parser, "pause")
-
-
-def add_resume(parser: Any) -> None:
-    _id(parser, "resume")
-
-
-def add_events(parser: Any) -> None:
-    parser.add_argument("--interval", default="5s")
-    parser.add_argument("--stats", action="store_true")
-    _id(parser, "events")
-
-
-def add_update(parser: Any) -> None:
-    parser.add_argument("-r", "--resources", default="")
-    for flag in ("--blkio-weight", "--cpu-period", "--cpu-quota", "--cpu-share",
-                 "--cpu-rt-period", "--cpu-rt-runtime", "--cpuset-cpus", "--cpuset-mems",
-                 "--memory", "--memory-reservation", "--memory-swap", "--pids-limit",
-                 "--l3-cache-schema", "--mem-bw-schema", "--kernel-memory",
-                 "--kernel-memory-tcp", "--cpu-idle"):
-        parser.add_argument(flag, default=None)
-    _id(parser, "update")
-
-
 _CRIU_BOOLS = ("--tcp-established", "--ext-unix-sk", "--shell-job", "--file-locks",
                "--auto-dedup", "--lazy-pages")
 
@@ -106,5 +81,5 @@ def add_features(parser: Any) -> None:
     parser.set_defaults(_verb="features")
 
 
-do_ps = do_exec = do_pause = do_resume = do_events = do_update = _refuse
+do_ps = do_exec = _refuse
 do_checkpoint = do_restore = do_features = _refuse

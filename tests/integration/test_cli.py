@@ -631,8 +631,7 @@ def test_accepted_compat_flags(ck: CK) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["ps", "x"], ["exec", "x", "ls"], ["exec", "-p", "proc.json", "--detach", "x"],
-    ["pause", "x"], ["resume", "x"], ["events", "--stats", "x"],
-    ["update", "--resources", "-", "x"], ["checkpoint", "x"], ["restore", "x"], ["features"],
+    ["checkpoint", "x"], ["restore", "x"], ["features"],
 ])
 def test_unsupported_verbs(ck: CK, argv: list[str]) -> None:
     res = ck(*argv)
@@ -664,3 +663,138 @@ def test_log_file(ck: CK, fmt: str) -> None:
     else:
         assert lines[1].startswith('time="') and "level=error" in lines[1]
         assert 'msg="container does not exist"' in lines[1]
+
+
+# -- pause / resume / update / events ---------------------------------------------------------
+
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done"
+
+
+def _counter(pid: int) -> str:
+    """The container's counter, read from outside through /proc/<pid>/root."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            value = Path(f"/proc/{pid}/root/dev/shm/n").read_text().strip()
+            if value:
+                return value
+        except FileNotFoundError:
+            pass
+        assert time.monotonic() < deadline, "the counter never appeared"
+        time.sleep(0.02)
+
+
+def _advances(pid: int) -> bool:
+    first = _counter(pid)
+    time.sleep(0.3)
+    return _counter(pid) != first
+
+
+def _run_counter(ck: CK) -> tuple[str, int]:
+    cid = ck.new_id()
+    res = ck("run", "-d", "-b", ck.bundle(["sh", "-c", COUNTER, cid]), cid)
+    assert res.returncode == 0, res
+    pid = ck.wait_status(cid, "running")["pid"]
+    _counter(pid)
+    return cid, pid
+
+
+def test_pause_and_resume(ck: CK) -> None:
+    cid, pid = _run_counter(ck)
+    assert _advances(pid)
+    assert_one_error_line(ck("resume", cid), "it is running, not paused")
+    res = ck("pause", cid)
+    assert res.returncode == 0 and res.stdout == res.stderr == "", res
+    assert ck.state(cid)["status"] == "paused"
+    listed = ck("list", "--format", "json").json()
+    assert [(d["id"], d["status"]) for d in listed] == [(cid, "paused")]  # type: ignore
+    assert not _advances(pid)
+    assert_one_error_line(ck("pause", cid), "it is paused, not running")
+    assert ck("resume", cid).returncode == 0
+    assert ck.state(cid)["status"] == "running"
+    assert _advances(pid)
+
+
+def test_pause_of_created_container_is_refused(ck: CK) -> None:
+    cid = ck.new_id()
+    assert ck("create", "-b", ck.bundle(["sh", "-c", LOOP, cid]), cid).returncode == 0
+    assert_one_error_line(ck("pause", cid), "it is created, not running")
+    assert ck.state(cid)["status"] == "created"
+
+
+def test_delete_force_of_paused_container(ck: CK) -> None:
+    cid, pid = _run_counter(ck)
+    assert ck("pause", cid).returncode == 0
+    assert_one_error_line(ck("delete", cid), "paused")
+    assert ck("delete", "--force", cid).returncode == 0
+    assert not os.path.exists(f"/proc/{pid}/cmdline") or \
+        open(f"/proc/{pid}/cmdline").read() == ""
+    assert_nothing_left(ck, cid)
+
+
+def test_cgroup_verbs_on_unknown_and_stopped_containers(ck: CK) -> None:
+    for verb in (["pause"], ["resume"], ["update", "--memory", "1"], ["events", "--stats"]):
+        assert_one_error_line(ck(*verb, "nosuch"), "container does not exist")
+    cid = ck.new_id()
+    assert ck("run", "--keep", "-b", ck.bundle(["true"]), cid).returncode == 0
+    assert_one_error_line(ck("pause", cid), "stopped")
+    assert_one_error_line(ck("events", "--stats", cid), "stopped")
+    assert_one_error_line(ck("update", "--pids-limit", "10", cid), "stopped")
+
+
+@pytest.mark.skipif(_cgroup_root() != "/sys/fs/cgroup/unified",
+                    reason="the hybrid host's refusal (controllers: tests/kernel)")
+def test_update_refused_without_controllers(ck: CK) -> None:
+    cid, _ = _run_counter(ck)
+    assert_one_error_line(ck("update", "--memory", "67108864", cid),
+                          "memory controller is not available")
+    assert_one_error_line(ck("update", "--pids-limit", "10", cid),
+                          "pids controller is not available")
+    resources = ck.tmp / "res.json"
+    resources.write_text('{"memory": {"limit": 67108864}}')
+    assert_one_error_line(ck("update", "-r", str(resources), cid), "controller is not available")
+    assert ck.state(cid)["status"] == "running"
+
+
+def test_update_bad_input(ck: CK) -> None:
+    cid, _ = _run_counter(ck)
+    bad = ck.tmp / "bad.json"
+    bad.write_text("{not json")
+    assert_one_error_line(ck("update", "--resources", str(bad), cid), str(bad), "malformed")
+    bad.write_text('{"memory": {"limit": "lots"}}')
+    assert_one_error_line(ck("update", "--resources", str(bad), cid), str(bad), "memory.limit")
+    assert_one_error_line(ck("update", "-r", str(ck.tmp / "missing.json"), cid),
+                          "missing.json", "no such file or directory")
+    assert_one_error_line(ck("update", "--memory", "lots", cid), "--memory")
+    assert_one_error_line(ck("update", "--kernel-memory", "1", cid), "--kernel-memory")
+    assert ck.state(cid)["status"] == "running"
+
+
+def test_events_stats(ck: CK) -> None:
+    cid, _ = _run_counter(ck)
+    res = ck("events", "--stats", cid)
+    assert res.returncode == 0 and res.stderr == "", res
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert event["type"] == "stats" and event["id"] == cid
+    assert event["data"]["pids"]["current"] >= 1
+    assert {"cpu", "memory", "pids", "blkio"} <= set(event["data"])
+
+
+def test_events_stream_ends_when_the_container_stops(ck: CK) -> None:
+    cid, _ = _run_counter(ck)
+    assert_one_error_line(ck("events", "--interval", "soon", cid), "--interval")
+    proc, out = ck.popen("events", "--interval", "100ms", cid)
+    try:
+        deadline = time.monotonic() + 10
+        while out.read_text().count("\n") < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, out.read_text()
+            time.sleep(0.05)
+        assert ck("kill", cid, "KILL").returncode == 0
+        assert proc.wait(timeout=10) == 0
+    finally:
+        _stop(proc)
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) >= 2 and {e["type"] for e in events} == {"stats"}
+    assert all(e["id"] == cid for e in events)
