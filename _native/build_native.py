@@ -49,7 +49,10 @@ enum ck_opcode {
     CK_OP_FIND_EXEC = 27,
     CK_OP_CREATED = 28,
     CK_OP_EXECVE = 29,
-    CK_OP_SECCOMP = 30
+    CK_OP_SECCOMP = 30,
+    CK_OP_PERSONALITY = 31,
+    CK_OP_IOPRIO = 32,
+    CK_OP_SCHED = 33
 };
 
 struct ck_op {
@@ -834,6 +837,34 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   NO_NEW_PRIVS                        CLOEXEC_FROM i[0] = first fd
  *   FIND_EXEC argv = candidate paths    CREATED i[0] = sync fd, i[1] = exec.fifo fd
  *   EXECVE argv, envp; i[0] = umask (the path is FIND_EXEC's) */
+/* sched_setattr(2) for process.scheduler: i = policy, flags, nice, priority; ids =
+ * runtime, deadline, period as (low, high) 32-bit pairs (SCHED_DEADLINE only). */
+static int ck_sched(const long long *i, const unsigned int *ids, int nids)
+{
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t priority;
+        uint64_t runtime, deadline, period;
+    } attr;
+    int k;
+    uint64_t dl[3] = { 0, 0, 0 };
+
+    for (k = 0; k + 1 < nids && k < 6; k += 2)
+        dl[k / 2] = (uint64_t)ids[k] | ((uint64_t)ids[k + 1] << 32);
+    memset(&attr, 0, sizeof(attr));
+    attr.size = sizeof(attr);
+    attr.policy = (uint32_t)i[0];
+    attr.flags = (uint64_t)i[1];
+    attr.nice = (int32_t)i[2];
+    attr.priority = (uint32_t)i[3];
+    attr.runtime = dl[0];
+    attr.deadline = dl[1];
+    attr.period = dl[2];
+    return (int)ck_sys(SYS_sched_setattr, 0, &attr, 0, 0, 0);
+}
+
 /* Install the seccomp filter the parent compiled with libseccomp (a classic BPF
  * program, sent as 32-bit words: two per struct sock_filter). seccomp(2) directly:
  * nothing of libseccomp runs in the child. */
@@ -893,6 +924,11 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_CREATED:        return ck_created((int)i[0], (int)i[1]);
     case CK_OP_EXECVE:         return ck_execve(child->found, op->argv, op->envp, (mode_t)i[0]);
     case CK_OP_SECCOMP:        return ck_seccomp((unsigned int)i[0], op->ids, op->nids);
+    case CK_OP_PERSONALITY:
+        return (int)ck_sys(SYS_personality, (unsigned long)i[0], 0, 0, 0, 0);
+    case CK_OP_IOPRIO:         /* IOPRIO_WHO_PROCESS, this process */
+        return (int)ck_sys(SYS_ioprio_set, 1, 0, (int)i[0], 0, 0);
+    case CK_OP_SCHED:          return ck_sched(i, op->ids, op->nids);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }

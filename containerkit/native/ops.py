@@ -201,6 +201,24 @@ def seccomp(flags: int, program: bytes) -> Op:
     return lib.CK_OP_SECCOMP, Args(i=(flags,), ids=tuple(words))
 
 
+def personality(persona: int) -> Op:
+    """personality(persona): the execution domain (PER_LINUX, PER_LINUX32)."""
+    return lib.CK_OP_PERSONALITY, Args(i=(persona,))
+
+
+def ioprio(value: int) -> Op:
+    """ioprio_set(IOPRIO_WHO_PROCESS, 0, value): value = class << 13 | level."""
+    return lib.CK_OP_IOPRIO, Args(i=(value,))
+
+
+def scheduler(policy: int, flags: int, nice: int, priority: int, runtime: int,
+              deadline: int, period: int) -> Op:
+    """sched_setattr(0, attr, 0); the 64-bit deadline parameters travel as word pairs."""
+    words = tuple(w for v in (runtime, deadline, period)
+                  for w in (v & 0xFFFFFFFF, v >> 32 & 0xFFFFFFFF))
+    return lib.CK_OP_SCHED, Args(i=(policy, flags, nice, priority), ids=words)
+
+
 _NAMES: dict[str, object] = {}  # step names are few and fixed: one C string each
 
 

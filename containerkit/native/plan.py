@@ -71,10 +71,12 @@ def check_supported(spec: oci.Spec) -> None:
         raise UnsupportedError("process.terminal: terminals are not supported yet; set it false")
     if proc.command_line:
         raise SpecError("config.json: process.commandLine: is for Windows only")
-    for name in ("apparmor_profile", "selinux_label", "scheduler", "io_priority",
-                 "exec_cpu_affinity"):
-        if getattr(proc, name, None):
-            raise UnsupportedError(f"process.{_camel(name)}: not supported yet")
+    if proc.apparmor_profile:
+        raise UnsupportedError(_lsm_refusal("process.apparmorProfile", "apparmor"))
+    if proc.selinux_label:
+        raise UnsupportedError(_lsm_refusal("process.selinuxLabel", "selinux"))
+    if proc.exec_cpu_affinity:
+        raise UnsupportedError("process.execCPUAffinity: not supported yet")
     if spec.hooks is not None and any(
             getattr(spec.hooks, h) for h in ("prestart", "create_runtime", "create_container",
                                              "start_container", "poststart", "poststop")):
@@ -88,8 +90,7 @@ def check_supported(spec: oci.Spec) -> None:
         if ns.path and ns.type not in JOINABLE:
             raise UnsupportedError(
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
-    for name in ("personality", "intel_rdt", "memory_policy",
-                 "time_offsets", "mount_label", "net_devices"):
+    for name in ("intel_rdt", "memory_policy", "time_offsets", "mount_label", "net_devices"):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
     if linux.uid_mappings or linux.gid_mappings:
@@ -103,6 +104,60 @@ def check_supported(spec: oci.Spec) -> None:
                 raise UnsupportedError(
                     "linux.resources.devices: allow rules need the cgroup device "
                     "controller, not supported yet")
+
+
+def _lsm_refusal(field: str, lsm: str) -> str:
+    """Why an LSM label cannot be applied: absent from the host, or not built here yet."""
+    try:
+        with open("/sys/kernel/security/lsm") as f:
+            active = f.read().strip().split(",")
+    except OSError:
+        active = []
+    if lsm not in active:
+        return f"{field}: {lsm} is not enabled on this host (active LSMs: " \
+               f"{','.join(active) or 'none'}); refusing to run without it"
+    return f"{field}: {lsm} labels are not supported yet"
+
+
+PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _identity_steps(plan: Plan, linux: oci.Linux | None, proc: oci.Process) -> None:
+    """personality, I/O priority and scheduler: per-task settings made before the
+    capabilities are dropped (an RT policy needs CAP_SYS_NICE)."""
+    pers = linux.personality if linux is not None else None
+    if pers is not None:
+        if pers.flags:
+            raise UnsupportedError("linux.personality.flags: not supported (runc has none)")
+        if pers.domain:
+            plan.add("personality", ops.personality(PERSONALITIES[pers.domain]),
+                     detail=pers.domain)
+    io = proc.io_priority
+    if io is not None:
+        level = io.priority or 0
+        if not 0 <= level <= 7:
+            raise SpecError(f"config.json: process.ioPriority.priority: {level} not in 0..7")
+        plan.add("ioPriority", ops.ioprio(IOPRIO_CLASSES[io.class_] << 13 | level),
+                 detail=f"{io.class_} {level}")
+    sch = proc.scheduler
+    if sch is not None:
+        policy = SCHED_POLICIES.get(sch.policy)
+        if policy is None:
+            raise UnsupportedError(f"process.scheduler.policy: {sch.policy} is not in the "
+                                   "Linux kernel")
+        flags = 0
+        for name in sch.flags:
+            flags |= SCHED_FLAGS[name]
+        plan.add("scheduler", ops.scheduler(policy, flags, sch.nice or 0, sch.priority or 0,
+                                            sch.runtime or 0, sch.deadline or 0,
+                                            sch.period or 0), detail=sch.policy)
 
 
 def _camel(name: str) -> str:
@@ -372,6 +427,7 @@ def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
     u = proc.user
     change_ids = bool(u.uid or u.gid or u.additional_gids)
     linux = spec.linux
+    _identity_steps(plan, linux, proc)
     if linux is not None and linux.seccomp is not None and not proc.no_new_privileges:
         # without no_new_privs seccomp(2) needs CAP_SYS_ADMIN: load before the user and
         # capability ops drop it (runc does the same), so the filter must allow them

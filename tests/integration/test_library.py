@@ -760,3 +760,43 @@ def test_update_refused_without_controllers(make_bundle: Callable[..., str],
         with open(os.path.join(c.path, "config.json")) as f:
             assert "memory" not in json.load(f)["linux"].get("resources", {})
         assert c.status == "running"
+
+
+def test_personality_scheduler_and_io_priority(make_bundle: Callable[..., str],
+                                               state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["personality"] = {"domain": "LINUX32"}
+        cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+        cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+
+    status, out = run(make_bundle(sh("""
+        uname -m
+        cut -d' ' -f19,41 /proc/self/stat
+        grep -c . /proc/self/io >/dev/null; cat /proc/self/personality 2>/dev/null || true
+        """), edit), state_root)
+    assert status == 0, out
+    lines = out.split("\n")
+    assert lines[0] in ("i686", "i386")                 # PER_LINUX32
+    nice, policy = lines[1].split()
+    assert (nice, policy) == ("7", "3")                 # SCHED_BATCH, nice 7
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: c["process"].update(apparmorProfile="x"), "apparmor is not enabled"),
+    (lambda c: c["process"].update(selinuxLabel="system_u:system_r:x"),
+     "selinux is not enabled"),
+    (lambda c: c["process"].update(scheduler={"policy": "SCHED_ISO"}), "SCHED_ISO"),
+    (lambda c: c["process"].update(ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 9}),
+     "ioPriority.priority"),
+    (lambda c: c["linux"].update(personality={"domain": "LINUX", "flags": ["X"]}),
+     "personality.flags"),
+])
+def test_identity_refusals(make_bundle: Callable[..., str], state_root: str,
+                           edit: Callable[[dict[str, Any]], None], match: str) -> None:
+    from containerkit import ContainerkitError
+    if "apparmor" in match and os.path.exists("/sys/kernel/security/apparmor"):
+        pytest.skip("AppArmor is enabled here")
+    config = Bundle(make_bundle(["true"], edit), id="ident", root=state_root)
+    with pytest.raises(ContainerkitError, match=match):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
