@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ckhelpers import COUNTER, advances, counter
 
 from containerkit import spec as oci
 from containerkit.busybox import make_bundle
@@ -667,52 +668,31 @@ def test_log_file(ck: CK, fmt: str) -> None:
 
 # -- pause / resume / update / events ---------------------------------------------------------
 
-COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done"
 
 
-def _counter(pid: int) -> str:
-    """The container's counter, read from outside through /proc/<pid>/root."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            value = Path(f"/proc/{pid}/root/dev/shm/n").read_text().strip()
-            if value:
-                return value
-        except FileNotFoundError:
-            pass
-        assert time.monotonic() < deadline, "the counter never appeared"
-        time.sleep(0.02)
-
-
-def _advances(pid: int) -> bool:
-    first = _counter(pid)
-    time.sleep(0.3)
-    return _counter(pid) != first
-
-
-def _run_counter(ck: CK) -> tuple[str, int]:
+def _runcounter(ck: CK) -> tuple[str, int]:
     cid = ck.new_id()
     res = ck("run", "-d", "-b", ck.bundle(["sh", "-c", COUNTER, cid]), cid)
     assert res.returncode == 0, res
     pid = ck.wait_status(cid, "running")["pid"]
-    _counter(pid)
+    counter(pid)
     return cid, pid
 
 
 def test_pause_and_resume(ck: CK) -> None:
-    cid, pid = _run_counter(ck)
-    assert _advances(pid)
+    cid, pid = _runcounter(ck)
+    assert advances(pid)
     assert_one_error_line(ck("resume", cid), "it is running, not paused")
     res = ck("pause", cid)
     assert res.returncode == 0 and res.stdout == res.stderr == "", res
     assert ck.state(cid)["status"] == "paused"
     listed = ck("list", "--format", "json").json()
     assert [(d["id"], d["status"]) for d in listed] == [(cid, "paused")]  # type: ignore
-    assert not _advances(pid)
+    assert not advances(pid)
     assert_one_error_line(ck("pause", cid), "it is paused, not running")
     assert ck("resume", cid).returncode == 0
     assert ck.state(cid)["status"] == "running"
-    assert _advances(pid)
+    assert advances(pid)
 
 
 def test_pause_of_created_container_is_refused(ck: CK) -> None:
@@ -723,7 +703,7 @@ def test_pause_of_created_container_is_refused(ck: CK) -> None:
 
 
 def test_delete_force_of_paused_container(ck: CK) -> None:
-    cid, pid = _run_counter(ck)
+    cid, pid = _runcounter(ck)
     assert ck("pause", cid).returncode == 0
     assert_one_error_line(ck("delete", cid), "paused")
     assert ck("delete", "--force", cid).returncode == 0
@@ -745,7 +725,7 @@ def test_cgroup_verbs_on_unknown_and_stopped_containers(ck: CK) -> None:
 @pytest.mark.skipif(_cgroup_root() != "/sys/fs/cgroup/unified",
                     reason="the hybrid host's refusal (controllers: tests/kernel)")
 def test_update_refused_without_controllers(ck: CK) -> None:
-    cid, _ = _run_counter(ck)
+    cid, _ = _runcounter(ck)
     assert_one_error_line(ck("update", "--memory", "67108864", cid),
                           "memory controller is not available")
     assert_one_error_line(ck("update", "--pids-limit", "10", cid),
@@ -757,7 +737,7 @@ def test_update_refused_without_controllers(ck: CK) -> None:
 
 
 def test_update_bad_input(ck: CK) -> None:
-    cid, _ = _run_counter(ck)
+    cid, _ = _runcounter(ck)
     bad = ck.tmp / "bad.json"
     bad.write_text("{not json")
     assert_one_error_line(ck("update", "--resources", str(bad), cid), str(bad), "malformed")
@@ -771,7 +751,7 @@ def test_update_bad_input(ck: CK) -> None:
 
 
 def test_events_stats(ck: CK) -> None:
-    cid, _ = _run_counter(ck)
+    cid, _ = _runcounter(ck)
     res = ck("events", "--stats", cid)
     assert res.returncode == 0 and res.stderr == "", res
     lines = res.stdout.splitlines()
@@ -783,7 +763,7 @@ def test_events_stats(ck: CK) -> None:
 
 
 def test_events_stream_ends_when_the_container_stops(ck: CK) -> None:
-    cid, _ = _run_counter(ck)
+    cid, _ = _runcounter(ck)
     assert_one_error_line(ck("events", "--interval", "soon", cid), "--interval")
     proc, out = ck.popen("events", "--interval", "100ms", cid)
     try:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from ckhelpers import COUNTER, advances, counter
 
 from containerkit import (
     BindGraphDriver,
@@ -672,32 +673,6 @@ def test_seccomp_refusals(make_bundle: Callable[..., str], state_root: str,
 
 # -- pause / resume / update / stats ------------------------------------------------------
 
-COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done"
-
-
-def _counter(pid: int) -> str:
-    """The container's counter, read from outside through /proc/<pid>/root."""
-    import time
-
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with open(f"/proc/{pid}/root/dev/shm/n") as f:
-                value = f.read().strip()
-            if value:
-                return value
-        except FileNotFoundError:
-            pass
-        assert time.monotonic() < deadline, "the counter never appeared"
-        time.sleep(0.02)
-
-
-def _advances(pid: int) -> bool:
-    import time
-
-    first = _counter(pid)
-    time.sleep(0.3)
-    return _counter(pid) != first
 
 
 def test_pause_and_resume(make_bundle: Callable[..., str], state_root: str) -> None:
@@ -707,13 +682,13 @@ def test_pause_and_resume(make_bundle: Callable[..., str], state_root: str) -> N
         with pytest.raises(InvalidState, match="it is created, not running"):
             c.pause()
         c.start()
-        assert _advances(c.pid)
+        assert advances(c.pid)
         with pytest.raises(InvalidState, match="it is running, not paused"):
             c.resume()
         c.pause()
         assert c.status == "paused"
         assert c.state()["status"] == "paused"
-        assert not _advances(c.pid)
+        assert not advances(c.pid)
         with open(os.path.join(c.cgroup_path, "cgroup.events")) as f:
             assert "frozen 1" in f.read().split("\n")
         with pytest.raises(InvalidState, match="it is paused, not running"):
@@ -724,7 +699,7 @@ def test_pause_and_resume(make_bundle: Callable[..., str], state_root: str) -> N
         assert again.status == "paused"
         c.resume()
         assert c.status == "running"
-        assert _advances(c.pid)
+        assert advances(c.pid)
         stats = c.stats()
         assert stats["pids"]["current"] >= 1 and "cpu" in stats and "memory" in stats
 
@@ -735,7 +710,7 @@ def test_delete_force_of_paused_container(make_bundle: Callable[..., str],
     c = new_container(config, config.graph_driver(), NativeDriver())
     c.create()
     c.start()
-    _counter(c.pid)
+    counter(c.pid)
     cgroup = c.cgroup_path
     c.pause()
     pid = c.pid
