@@ -177,25 +177,21 @@ class Container:
     # -- cgroup verbs ---------------------------------------------------------------
     def pause(self, timeout: float = 10.0) -> None:
         """Freeze every process of a running container (runc ``pause``)."""
-        from .cgroups import Cgroup
-
-        with self.statedir:
-            self._expect(("running",), "pause")
-            try:
-                Cgroup(self.cgroup_path).freeze(True, timeout)
-            except TimeoutError as e:
-                raise ContainerkitError(f"cannot pause container {self.id!r}: {e}") from None
+        self._freeze(True, "running", "pause", timeout)
 
     def resume(self, timeout: float = 10.0) -> None:
         """Thaw a paused container (runc ``resume``)."""
+        self._freeze(False, "paused", "resume", timeout)
+
+    def _freeze(self, frozen: bool, wanted: str, action: str, timeout: float) -> None:
         from .cgroups import Cgroup
 
         with self.statedir:
-            self._expect(("paused",), "resume")
+            self._expect((wanted,), action)
             try:
-                Cgroup(self.cgroup_path).freeze(False, timeout)
+                Cgroup(self.cgroup_path).freeze(frozen, timeout)
             except TimeoutError as e:
-                raise ContainerkitError(f"cannot resume container {self.id!r}: {e}") from None
+                raise ContainerkitError(f"cannot {action} container {self.id!r}: {e}") from None
 
     def update(self, resources: oci.Resources) -> None:
         """Change the cgroup limits of a live container (runc ``update``): the given fields
