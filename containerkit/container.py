@@ -161,6 +161,17 @@ class Container:
         with self.statedir:
             self._expect(("created",), "start")
             self.driver.start(self)
+            hooks = self.spec.hooks
+            if hooks is not None and hooks.poststart:
+                from . import hooks as runner
+
+                try:
+                    runner.run("poststart", hooks.poststart, self.state())
+                except ContainerkitError:
+                    # runtime-spec 1.3: a failed poststart hook stops the container
+                    if self.init is not None and self.init.alive():
+                        self.init.signal(_signal.SIGKILL)
+                    raise
 
     def new_process(self, process_spec: oci.Process) -> Process:
         raise UnsupportedError("exec into a running container is not supported yet")
@@ -244,10 +255,24 @@ class Container:
             if status in ("running", "paused") and not force:
                 raise InvalidState(f"cannot delete container {self.id!r}: it is {status}; "
                                    "stop it first or use force")
+            stopped = self._state.to_oci("stopped")
+            poststop = self._poststop_hooks() if status != "creating" else []
             self.driver.delete(self)
             if self.graph is not None:
                 self.graph.unmount(self.id)
             self.statedir.remove()
+        if poststop:
+            from . import hooks as runner
+
+            runner.run_logged("poststop", poststop, stopped)
+
+    def _poststop_hooks(self) -> list[oci.Hook]:
+        """Read before the state directory (and its config.json) goes."""
+        try:
+            hooks = self.spec.hooks
+        except ContainerkitError:
+            return []
+        return list(hooks.poststop) if hooks is not None else []
 
     def __enter__(self) -> Container:
         return self

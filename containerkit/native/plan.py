@@ -77,10 +77,19 @@ def check_supported(spec: oci.Spec) -> None:
         raise UnsupportedError(_lsm_refusal("process.selinuxLabel", "selinux"))
     if proc.exec_cpu_affinity:
         raise UnsupportedError("process.execCPUAffinity: not supported yet")
-    if spec.hooks is not None and any(
-            getattr(spec.hooks, h) for h in ("prestart", "create_runtime", "create_container",
-                                             "start_container", "poststart", "poststop")):
-        raise UnsupportedError("hooks: not supported yet")
+    if spec.hooks is not None:
+        for name in ("prestart", "create_runtime", "create_container", "start_container"):
+            if getattr(spec.hooks, name):
+                raise UnsupportedError(f"hooks.{_camel(name)}: not supported yet (poststart "
+                                       "and poststop are)")
+        for stage in ("poststart", "poststop"):
+            for i, hook in enumerate(getattr(spec.hooks, stage)):
+                if not hook.path.startswith("/"):
+                    raise SpecError(f"config.json: hooks.{stage}[{i}].path: {hook.path!r} "
+                                    "must be absolute")
+                if not os.access(hook.path, os.X_OK):
+                    raise SpecError(f"config.json: hooks.{stage}[{i}].path: {hook.path}: "
+                                    "not an executable file")
     linux = spec.linux
     if linux is None:
         return

@@ -775,3 +775,78 @@ def test_identity_refusals(make_bundle: Callable[..., str], state_root: str,
     with pytest.raises(ContainerkitError, match=match):
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
+
+
+def _hook(tmp_path: Any, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_poststart_and_poststop_hooks_get_the_state(make_bundle: Callable[..., str],
+                                                    state_root: str, tmp_path: Any) -> None:
+    post = _hook(tmp_path, "post", 'cat > "$1"; echo >> "$1"; echo "$HOOKENV" >> "$1"\n')
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["hooks"] = {
+            "poststart": [{"path": post, "args": ["post", str(tmp_path / "start.json")],
+                           "env": ["HOOKENV=from-spec"], "timeout": 10}],
+            "poststop": [{"path": post, "args": ["post", str(tmp_path / "stop.json")]}]}
+
+    config = Bundle(make_bundle(["sleep", "1000"], edit), id="hooked", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        start_state, start_env = (tmp_path / "start.json").read_text().splitlines()
+        assert json.loads(start_state)["status"] == "running"
+        assert json.loads(start_state)["pid"] == c.pid
+        assert start_env == "from-spec"
+        assert not (tmp_path / "stop.json").exists()
+    stop_state = json.loads((tmp_path / "stop.json").read_text().splitlines()[0])
+    assert (stop_state["id"], stop_state["status"]) == ("hooked", "stopped")
+
+
+def test_failing_poststart_stops_the_container(make_bundle: Callable[..., str],
+                                              state_root: str, tmp_path: Any) -> None:
+    from containerkit import ContainerkitError
+    bad = _hook(tmp_path, "bad", "echo 'no network for you' >&2; exit 3\n")
+    config = Bundle(make_bundle(["sleep", "1000"],
+                                lambda c: c.update(hooks={"poststart": [{"path": bad}]})),
+                    id="badhook", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        with pytest.raises(ContainerkitError,
+                           match=r"hooks.poststart\[0\]: .*/bad: exited with status 3: no "
+                                 "network for you"):
+            c.start()
+        assert c.wait(timeout=10) == 128 + signal.SIGKILL
+
+
+def test_hook_timeout_and_failing_poststop(make_bundle: Callable[..., str], state_root: str,
+                                           tmp_path: Any, caplog: Any) -> None:
+    from containerkit import ContainerkitError
+    slow = _hook(tmp_path, "slow", "sleep 5\n")
+    fail = _hook(tmp_path, "fail", "exit 1\n")
+    config = Bundle(make_bundle(["true"], lambda c: c.update(hooks={
+        "poststart": [{"path": slow, "timeout": 1}], "poststop": [{"path": fail}]})),
+        id="slowhook", root=state_root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    try:
+        c.create()
+        with pytest.raises(ContainerkitError,
+                           match=r"hooks.poststart\[0\]: .* timed out after 1s"):
+            c.start()
+    finally:
+        with caplog.at_level("WARNING", logger="containerkit"):
+            c.delete(force=True)                      # poststop fails: logged, deleted
+    assert "hooks.poststop[0]" in caplog.text
+    assert not os.path.exists(os.path.join(state_root, "slowhook"))
+
+
+def test_hook_path_must_exist(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["true"], lambda c: c.update(
+        hooks={"poststop": [{"path": "/no/such/hook"}]})), id="nohook", root=state_root)
+    with pytest.raises(SpecError, match=r"hooks.poststop\[0\].path: /no/such/hook: not an"):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()

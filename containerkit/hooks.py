@@ -1,0 +1,48 @@
+"""OCI hooks that run in the runtime's namespaces: ``poststart`` and ``poststop``.
+
+Each hook gets the container's state JSON on stdin, its own ``args`` (argv, ``path``
+when empty) and ``env`` (nothing else), and its ``timeout``. The hooks that run inside
+the container's namespaces or before pivot_root (prestart, createRuntime,
+createContainer, startContainer) need a stop in the init's plan and are refused for
+now (native/plan.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from typing import Any
+
+from . import spec as oci
+from .errors import ContainerkitError
+
+log = logging.getLogger("containerkit")
+
+
+def run(stage: str, hooks: list[oci.Hook], state: dict[str, Any]) -> None:
+    """Run ``hooks`` in order; the first failure raises with the stage, index and path."""
+    data = json.dumps(state).encode()
+    for i, hook in enumerate(hooks):
+        where = f"hooks.{stage}[{i}]: {hook.path}"
+        env = dict(e.split("=", 1) for e in hook.env if "=" in e)
+        try:
+            done = subprocess.run(hook.args or [hook.path], executable=hook.path, env=env,
+                                  input=data, capture_output=True, timeout=hook.timeout,
+                                  close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise ContainerkitError(f"{where}: timed out after {hook.timeout}s") from None
+        except OSError as e:
+            raise ContainerkitError(f"{where}: {e.strerror.lower()}") from None
+        if done.returncode != 0:
+            said = done.stderr.decode(errors="replace").strip().splitlines()
+            detail = f": {said[-1]}" if said else ""
+            raise ContainerkitError(f"{where}: exited with status {done.returncode}{detail}")
+
+
+def run_logged(stage: str, hooks: list[oci.Hook], state: dict[str, Any]) -> None:
+    """poststop: a failure is logged and the operation goes on (runtime-spec)."""
+    try:
+        run(stage, hooks, state)
+    except ContainerkitError as e:
+        log.warning("%s", e)
