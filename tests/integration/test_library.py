@@ -225,16 +225,20 @@ def test_delete_force_kills_running(make_bundle: Callable[..., str], state_root:
     c = new_container(config, config.graph_driver(), NativeDriver())
     c.create()
     c.start()
-    pid = c.pid
+    cgroup = c.cgroup_path
     c.delete(force=True)
-    assert not os.path.exists(f"/proc/{pid}/stat") or "Z" not in open(f"/proc/{pid}/stat").read()
+    assert c.init is not None and c.init.returncode == 128 + signal.SIGKILL   # killed, reaped
+    assert not os.path.exists(cgroup)
+    assert not os.path.exists(os.path.join(state_root, "force"))
 
 
 def test_delete_of_created_container(make_bundle: Callable[..., str], state_root: str) -> None:
     config = Bundle(make_bundle(["true"]), id="created", root=state_root)
     c = new_container(config, config.graph_driver(), NativeDriver())
     c.create()
-    c.delete()
+    c.delete()                       # no force needed: the init never ran the program
+    assert c.init is not None and c.init.returncode == 128 + signal.SIGKILL
+    assert not os.path.exists(os.path.join(state_root, "created"))
 
 
 HELPER = """
