@@ -151,6 +151,9 @@ class Container:
             self._state.pid = self.init.pid
             self._state.start_time = self.init.start_time
             self._state.status = "created"
+            hooks = self.spec.hooks
+            self._state.hooks = [h for h in ("poststart", "poststop")
+                                 if hooks is not None and getattr(hooks, h)]
             # compact: this copy is for load_container, `containerkit spec` prints runc's form
             self.statedir.write_file("config.json", json.dumps(
                 self.spec.to_dict(), separators=(",", ":")).encode())
@@ -161,7 +164,7 @@ class Container:
         with self.statedir:
             self._expect(("created",), "start")
             self.driver.start(self)
-            hooks = self.spec.hooks
+            hooks = self.spec.hooks if "poststart" in self._state.hooks else None
             if hooks is not None and hooks.poststart:
                 from . import hooks as runner
 
@@ -268,6 +271,8 @@ class Container:
 
     def _poststop_hooks(self) -> list[oci.Hook]:
         """Read before the state directory (and its config.json) goes."""
+        if "poststop" not in self._state.hooks:
+            return []
         try:
             hooks = self.spec.hooks
         except ContainerkitError:

@@ -40,6 +40,7 @@ class State:
                  start_time: int = 0, created: str = "", rootfs: str = "", cgroup: str = "",
                  graph: dict[str, Any] | None = None,
                  annotations: dict[str, str] | None = None,
+                 hooks: list[str] | None = None,
                  oci_version: str = OCI_VERSION) -> None:
         self.id = id
         self.bundle = bundle
@@ -51,6 +52,9 @@ class State:
         self.cgroup = cgroup            # absolute path of the container's cgroup v2 directory
         self.graph = graph or {}
         self.annotations = annotations or {}
+        # the hook stages config.json has: start and delete from another process decode
+        # the spec only when there is a hook to run (~5 ms of imports and decoding)
+        self.hooks = hooks or []
         self.oci_version = oci_version
 
     def __eq__(self, other: object) -> bool:

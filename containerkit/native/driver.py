@@ -25,8 +25,6 @@ from ..cgroups import Cgroup, container_cgroup_path
 from ..errors import ContainerkitError
 from ..process import Process
 from . import sync
-from .ops import OpArray
-from .plan import build
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -70,6 +68,11 @@ class NativeDriver:
                                             linux.cgroups_path if linux else None))
 
     def create(self, container: Container) -> Process:
+        # only create builds a plan: start and delete (podman calls them as separate
+        # processes) skip importing the planner and the spec model
+        from .ops import OpArray
+        from .plan import build
+
         fifo = container.statedir.fifo_path
         os.mkfifo(fifo, 0o600)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # a reader+writer: reads block
