@@ -11,16 +11,13 @@ error report carries.
 from __future__ import annotations
 
 import os
-import resource
 
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
-from . import capabilities as caps
 from . import ops
-from .mountopts import PROPAGATION
-from .mountopts import parse as parse_mount_options
-from .paths import secure_join
+from .identity import process_steps
+from .rootfs import rootfs_steps
 from .seccomp import compile_filter
 
 NAMESPACE_FLAGS = {
@@ -30,14 +27,6 @@ NAMESPACE_FLAGS = {
 }
 JOINABLE = ("network", "ipc", "uts", "cgroup")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-# (name, major, minor): the devices every container gets (runtime-spec "Default Devices")
-DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
-                   ("urandom", 1, 9), ("tty", 5, 0))
-DEV_SYMLINKS = ((b"/proc/self/fd", b"fd"), (b"/proc/self/fd/0", b"stdin"),
-                (b"/proc/self/fd/1", b"stdout"), (b"/proc/self/fd/2", b"stderr"))
-RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
-DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
 
 class Plan:
@@ -128,47 +117,6 @@ def _lsm_refusal(field: str, lsm: str) -> str:
     return f"{field}: {lsm} labels are not supported yet"
 
 
-PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
-SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
-                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
-SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
-               "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
-               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
-               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
-IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
-
-
-def _identity_steps(plan: Plan, linux: oci.Linux | None, proc: oci.Process) -> None:
-    """personality, I/O priority and scheduler: per-task settings made before the
-    capabilities are dropped (an RT policy needs CAP_SYS_NICE)."""
-    pers = linux.personality if linux is not None else None
-    if pers is not None:
-        if pers.flags:
-            raise UnsupportedError("linux.personality.flags: not supported (runc has none)")
-        if pers.domain:
-            plan.add("personality", ops.personality(PERSONALITIES[pers.domain]),
-                     detail=pers.domain)
-    io = proc.io_priority
-    if io is not None:
-        level = io.priority or 0
-        if not 0 <= level <= 7:
-            raise SpecError(f"config.json: process.ioPriority.priority: {level} not in 0..7")
-        plan.add("ioPriority", ops.ioprio(IOPRIO_CLASSES[io.class_] << 13 | level),
-                 detail=f"{io.class_} {level}")
-    sch = proc.scheduler
-    if sch is not None:
-        policy = SCHED_POLICIES.get(sch.policy)
-        if policy is None:
-            raise UnsupportedError(f"process.scheduler.policy: {sch.policy} is not in the "
-                                   "Linux kernel")
-        flags = 0
-        for name in sch.flags:
-            flags |= SCHED_FLAGS[name]
-        plan.add("scheduler", ops.scheduler(policy, flags, sch.nice or 0, sch.priority or 0,
-                                            sch.runtime or 0, sch.deadline or 0,
-                                            sch.period or 0), detail=sch.policy)
-
-
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p.capitalize() for p in rest)
@@ -233,8 +181,8 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     if "mount" not in ns_types:
         raise UnsupportedError("linux.namespaces: a container without a mount namespace is "
                                "not supported")
-    _rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir)
-    _process_steps(plan, spec, proc)
+    rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir)
+    process_steps(plan, spec, proc)
 
     add("fds", ops.cloexec_from(3))
     env = {}
@@ -255,198 +203,6 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
                            tuple(k + b"=" + v for k, v in env.items()), umask),
         detail=repr(proc.args[0]))
     return plan
-
-
-def _rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
-                  bundle: str, cgroup_dir: str) -> None:
-    add = plan.add
-    broot = rootfs.encode()
-    prop = linux.rootfs_propagation or "rslave"
-    if prop not in PROPAGATION:
-        raise SpecError(f"config.json: linux.rootfsPropagation: unknown value {prop!r}")
-    if PROPAGATION[prop] & s.MS_SHARED:
-        raise UnsupportedError("linux.rootfsPropagation: shared is not supported yet")
-    add("rootfs propagation", ops.mount(None, b"/", None, PROPAGATION[prop]), detail=prop)
-    add("rootfs bind", ops.mount(broot, broot, None, s.MS_BIND | s.MS_REC), detail=rootfs)
-
-    dev_is_tmpfs = False
-    for i, m in enumerate(spec.mounts):
-        field = f"mounts[{i}]"
-        if not m.destination:
-            raise SpecError(f"config.json: {field}.destination: required")
-        if m.uid_mappings or m.gid_mappings:
-            raise UnsupportedError(f"{field}: idmapped mounts are not supported yet")
-        dest = m.destination if m.destination.startswith("/") else "/" + m.destination
-        target = secure_join(rootfs, dest)
-        btarget = target.encode()
-        opts = parse_mount_options(m.options or [], field)
-        fstype = m.type or ("bind" if opts.is_bind else "")
-        if os.path.normpath(dest) == "/dev" and fstype == "tmpfs":
-            dev_is_tmpfs = True
-        if opts.is_bind or fstype == "bind":
-            source = m.source or ""
-            if not source.startswith("/"):
-                source = os.path.join(bundle, source)  # relative to the bundle
-            if not os.path.exists(source):
-                raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
-            if os.path.isdir(source):
-                add("mkdir", ops.mkdirs(btarget), detail=dest)
-            else:
-                add("mkfile", ops.make_file(btarget), detail=dest)
-            base = s.MS_BIND | (opts.flags & s.MS_REC)
-            remount = opts.flags & ~(s.MS_BIND | s.MS_REC)
-            add("mount", ops.bind(source.encode(), btarget, base, remount, opts.propagation),
-                detail=f"{source} on {dest}")
-            continue
-        if fstype in ("cgroup", "cgroup2"):
-            # The container's own cgroup directory, bound read-only: the view a cgroup2
-            # mount gives inside a cgroup namespace. A fresh cgroup2 mount would wait for
-            # an RCU grace period (5-20 ms) and rewrite the host hierarchy's root flags.
-            add("mkdir", ops.mkdirs(btarget), detail=dest)
-            add("mount", ops.bind(
-                cgroup_dir.encode(), btarget, s.MS_BIND,
-                opts.flags & ~(s.MS_BIND | s.MS_REC) | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC,
-                opts.propagation), detail=f"cgroup on {dest}")
-            continue
-        if not fstype:
-            raise SpecError(f"config.json: {field}.type: required for a non-bind mount")
-        add("mkdir", ops.mkdirs(btarget), detail=dest)
-        add("mount", ops.mount((m.source or fstype).encode(), btarget, fstype.encode(),
-                               opts.flags, opts.data.encode() or None, opts.propagation),
-            detail=f"{fstype} on {dest}")
-
-    devdir = os.path.join(rootfs, "dev").encode()
-    if dev_is_tmpfs:
-        for name, major, minor in DEFAULT_DEVICES:
-            add("mknod", ops.make_device(devdir + b"/" + name.encode(), 0o020666,
-                                         os.makedev(major, minor), 0, 0),
-                detail=f"/dev/{name}")
-        for target, name in DEV_SYMLINKS:
-            add("symlink", ops.symlink(target, devdir + b"/" + name),
-                detail=f"/dev/{name.decode()}")
-        if any(os.path.normpath(m.destination) == "/dev/pts" for m in spec.mounts):
-            add("symlink", ops.symlink(b"pts/ptmx", devdir + b"/ptmx"), detail="/dev/ptmx")
-    for i, d in enumerate(linux.devices):
-        field = f"linux.devices[{i}]"
-        if not os.path.normpath(d.path).startswith("/dev/"):
-            raise SpecError(f"config.json: {field}.path: {d.path!r} is not under /dev")
-        kind = DEVICE_TYPES.get(d.type)
-        if kind is None:
-            raise SpecError(f"config.json: {field}.type: unknown device type {d.type!r}")
-        mode = kind | ((d.file_mode if d.file_mode is not None else 0o666) & 0o7777)
-        host = secure_join(rootfs, d.path).encode()
-        add("mkdir", ops.mkdirs(os.path.dirname(host)), detail=os.path.dirname(d.path))
-        add("mknod", ops.make_device(host, mode, os.makedev(d.major or 0, d.minor or 0),
-                                     d.uid or 0, d.gid or 0), detail=d.path)
-
-    add("pivot_root", ops.pivot_root(broot), detail=rootfs)
-    for key, value in sorted(linux.sysctl.items()):
-        add("sysctl", ops.write_file(sysctl_path(key, linux).encode(), value.encode()),
-            detail=f"{key}={value}")
-    for p in linux.masked_paths:
-        add("maskedPaths", ops.mask_path(p.encode()), detail=p)
-    for p in linux.readonly_paths:
-        add("readonlyPaths", ops.remount_readonly(p.encode(), True), detail=p)
-    if spec.root is not None and spec.root.readonly:
-        add("root.readonly", ops.remount_readonly(b"/", False), detail="/")
-
-
-CAP_SYS_RESOURCE = 24
-
-
-def _check_raisable(num: int, hard: int, field: str, name: str) -> None:
-    """A hard limit above ours needs CAP_SYS_RESOURCE; say so before the clone, not as an
-    EPERM from the init (these machines' bounding set lacks it, for one)."""
-    _, ours = resource.getrlimit(num)
-    if ours == resource.RLIM_INFINITY or 0 <= hard <= ours:
-        return
-    with open("/proc/self/status") as f:
-        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    if not eff >> CAP_SYS_RESOURCE & 1:
-        raise UnsupportedError(
-            f"{field}: {name} hard limit {hard} is above this process's {ours} and "
-            "raising it needs CAP_SYS_RESOURCE, which this process does not have")
-
-
-IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
-                         "kernel.shm_rmid_forced"})
-
-
-def sysctl_path(key: str, linux: oci.Linux) -> str:
-    """/proc/sys path of a sysctl the container may set: only those that belong to a
-    namespace the container has of its own (runc's rule); anything else would change
-    the host."""
-    field = f"config.json: linux.sysctl: {key!r}"
-    name = key.replace("/", ".")
-    parts = name.split(".")
-    if not name or any(p in ("", ".", "..") for p in parts):
-        raise SpecError(f"{field}: not a sysctl name")
-    own = {ns.type for ns in linux.namespaces if not ns.path}
-    if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
-        needed = "ipc"
-    elif name.startswith("net."):
-        needed = "network"
-    elif name == "kernel.domainname":
-        needed = "uts"
-    elif name == "kernel.hostname":
-        raise SpecError(f"{field}: use the hostname field instead")
-    else:
-        raise UnsupportedError(f"{field}: not in a namespace of the container's own; "
-                               "it would change the host")
-    if needed not in own:
-        raise UnsupportedError(f"{field}: needs a new {needed} namespace; it would change "
-                               "the host's")
-    return "/proc/sys/" + "/".join(parts)
-
-
-def _process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
-    add = plan.add
-    cwd = proc.cwd or "/"
-    if not cwd.startswith("/"):
-        raise SpecError(f"config.json: process.cwd: {cwd!r} must be an absolute path")
-    add("cwd", ops.chdir(cwd.encode()), detail=cwd)
-
-    for i, rl in enumerate(proc.rlimits):
-        num = RLIMITS.get(rl.type)
-        if num is None:
-            raise SpecError(f"config.json: process.rlimits[{i}].type: unknown {rl.type!r}")
-        if rl.soft > rl.hard:
-            raise SpecError(f"config.json: process.rlimits[{i}]: soft {rl.soft} above hard "
-                            f"{rl.hard}")
-        _check_raisable(num, rl.hard, f"process.rlimits[{i}]", rl.type)
-        add("rlimits", ops.setrlimit(num, rl.soft, rl.hard), detail=rl.type)
-
-    c = proc.capabilities
-    all_caps = (1 << (caps.last_cap() + 1)) - 1
-    if c is not None:
-        bounding = caps.mask(c.bounding, "process.capabilities.bounding") \
-            if c.bounding is not None else all_caps
-        eff = caps.mask(c.effective, "process.capabilities.effective")
-        perm = caps.mask(c.permitted, "process.capabilities.permitted")
-        inh = caps.mask(c.inheritable, "process.capabilities.inheritable")
-        amb = caps.mask(c.ambient, "process.capabilities.ambient")
-        drop = all_caps & ~bounding
-    else:  # no capabilities object: the process keeps none (as runc)
-        eff = perm = inh = amb = 0
-        drop = all_caps
-    if drop:
-        add("capabilities", ops.capbset_drop(drop), detail="bounding")
-
-    u = proc.user
-    change_ids = bool(u.uid or u.gid or u.additional_gids)
-    linux = spec.linux
-    _identity_steps(plan, linux, proc)
-    if linux is not None and linux.seccomp is not None and not proc.no_new_privileges:
-        # without no_new_privs seccomp(2) needs CAP_SYS_ADMIN: load before the user and
-        # capability ops drop it (runc does the same), so the filter must allow them
-        add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
-    add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids),
-        detail=f"{u.uid}:{u.gid}")
-    add("capabilities", ops.set_caps(eff, perm, inh, amb),
-        detail="effective/permitted/inheritable/ambient")
-    if proc.no_new_privileges:
-        add("noNewPrivileges", ops.no_new_privs())
 
 
 def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:
