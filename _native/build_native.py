@@ -90,6 +90,7 @@ long ck_spawn(unsigned long long clone_flags, int cgroup_fd, int *pidfd_out,
 void ck_region_free(void *base, size_t size);
 long ck_clone(unsigned long long flags, int cgroup_fd, int *pidfd_out, int *into_cgroup_out);
 int ck_clone3_into_cgroup(void);
+long ck_bpf(int cmd, void *attr, unsigned int size);
 int mount(const char *source, const char *target, const char *fstype,
           unsigned long flags, const void *data);
 int umount2(const char *target, int flags);
@@ -1204,6 +1205,13 @@ static long ck_spawn_vm(unsigned long long flags, int cgroup_fd, int *pidfd_out,
     return pid;
 }
 #endif
+
+/* bpf(2), which glibc does not wrap: the parent loads and attaches the cgroup device
+ * program (containerkit/cgroups/devices.py lays out the attr and the instructions). */
+long ck_bpf(int cmd, void *attr, unsigned int size)
+{
+    return syscall(SYS_bpf, cmd, attr, size);
+}
 
 /* Unmap a region ck_spawn returned: only once its child exec'd or exited (see above). */
 void ck_region_free(void *base, size_t size)

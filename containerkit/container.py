@@ -223,7 +223,10 @@ class Container:
             merged_doc = _merge(old.to_dict() if old is not None else {}, resources.to_dict())
             merged = oci_spec.Resources.from_dict(merged_doc, source="resources",
                                                   path="linux.resources")
-            Cgroup(self.cgroup_path).set_resources(merged, update=True)
+            cgroup = Cgroup(self.cgroup_path)
+            cgroup.set_resources(merged, update=True)
+            if resources.devices:               # a new device list replaces the program
+                cgroup.set_devices(spec.linux, merged.devices, replace=True)
             spec.linux.resources = merged
             self.statedir.write_file("config.json", json.dumps(
                 spec.to_dict(), separators=(",", ":")).encode())

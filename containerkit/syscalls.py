@@ -137,3 +137,97 @@ def mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int,
 def umount2(target: bytes, flags: int = 0) -> None:
     if lib.umount2(target, flags) < 0:
         raise _fail(f"umount2({target!r}, {flags})")
+
+
+# bpf(2) (linux/bpf.h): what the cgroup device program needs. The attr is a zeroed
+# buffer of _BPF_ATTR_SIZE bytes (the kernel accepts a larger attr if the tail is zero).
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+_BPF_ATTR_SIZE = 128
+_BPF_CMD_NAMES = {BPF_PROG_LOAD: "BPF_PROG_LOAD", BPF_PROG_ATTACH: "BPF_PROG_ATTACH",
+                  BPF_PROG_DETACH: "BPF_PROG_DETACH", BPF_PROG_QUERY: "BPF_PROG_QUERY",
+                  BPF_PROG_GET_FD_BY_ID: "BPF_PROG_GET_FD_BY_ID",
+                  BPF_OBJ_GET_INFO_BY_FD: "BPF_OBJ_GET_INFO_BY_FD"}
+
+
+def _bpf(cmd: int, attr: Any, what: str) -> int:
+    r = lib.ck_bpf(cmd, attr, _BPF_ATTR_SIZE)
+    if r < 0:
+        raise _fail(f"bpf({_BPF_CMD_NAMES.get(cmd, cmd)}, {what})")
+    return int(r)
+
+
+def _attr(layout: str, *values: Any) -> Any:
+    import struct
+
+    buf = ffi.new(f"char[{_BPF_ATTR_SIZE}]")
+    struct.pack_into(layout, ffi.buffer(buf), 0, *values)
+    return buf
+
+
+def _addr(cdata: Any) -> int:
+    return int(ffi.cast("uintptr_t", cdata))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: bytes = b"GPL",
+                  name: bytes = b"", expected_attach_type: int = 0,
+                  log_size: int = 0) -> int:
+    """Load a program (``insns``: struct bpf_insn[] as bytes); returns its fd (O_CLOEXEC).
+
+    With ``log_size`` the verifier's log is asked for and carried in the error message.
+    """
+    code = ffi.new("char[]", insns)
+    lic = ffi.new("char[]", license)
+    log = ffi.new("char[]", log_size) if log_size else ffi.NULL
+    attr = _attr("<IIQQIIQII16sII", prog_type, len(insns) // 8, _addr(code), _addr(lic),
+                 1 if log_size else 0, log_size, _addr(log) if log_size else 0, 0, 0,
+                 name[:15], 0, expected_attach_type)
+    r = lib.ck_bpf(BPF_PROG_LOAD, attr, _BPF_ATTR_SIZE)
+    if r < 0:
+        err = ffi.errno
+        detail = ffi.string(log).decode(errors="replace").strip() if log_size else ""
+        lines = [ln for ln in detail.splitlines() if ln and not ln.startswith("processed")]
+        tail = f" (verifier: {lines[-1]})" if lines else ""
+        raise OSError(err, f"bpf(BPF_PROG_LOAD, type={prog_type}, "
+                           f"{len(insns) // 8} insns): {os.strerror(err)}{tail}")
+    return int(r)
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int) -> None:
+    """Attach ``prog_fd`` to the cgroup directory ``target_fd``."""
+    _bpf(BPF_PROG_ATTACH, _attr("<IIII", target_fd, prog_fd, attach_type, flags),
+         f"target_fd={target_fd}, prog_fd={prog_fd}, type={attach_type}, flags={flags}")
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    """Detach the program ``prog_fd`` from the cgroup directory ``target_fd``."""
+    _bpf(BPF_PROG_DETACH, _attr("<III", target_fd, prog_fd, attach_type),
+         f"target_fd={target_fd}, prog_fd={prog_fd}, type={attach_type}")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, max_progs: int = 64) -> list[int]:
+    """The ids of the programs attached to the cgroup ``target_fd`` itself (not inherited)."""
+    ids = ffi.new(f"uint32_t[{max_progs}]")
+    attr = _attr("<IIIIQI", target_fd, attach_type, 0, 0, _addr(ids), max_progs)
+    _bpf(BPF_PROG_QUERY, attr, f"target_fd={target_fd}, type={attach_type}")
+    count = int(ffi.cast("uint32_t *", attr + 24)[0])
+    return [int(ids[i]) for i in range(min(count, max_progs))]
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    """An fd (O_CLOEXEC) for the loaded program ``prog_id``."""
+    return _bpf(BPF_PROG_GET_FD_BY_ID, _attr("<I", prog_id), f"id={prog_id}")
+
+
+def bpf_prog_id(prog_fd: int) -> int:
+    """The id of the loaded program ``prog_fd`` (struct bpf_prog_info's second field)."""
+    info = ffi.new("uint32_t[2]")
+    _bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("<IIQ", prog_fd, 8, _addr(info)), f"fd={prog_fd}")
+    return int(info[1])

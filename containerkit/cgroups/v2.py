@@ -228,6 +228,16 @@ class Cgroup:
         res.apply(self.path, writes)
         return writes
 
+    def set_devices(self, linux: spec.Linux | None,
+                    devices: list[spec.DeviceCgroup] | None = None, *,
+                    replace: bool = False) -> None:
+        """Enforce the device allow/deny list (``linux.resources.devices``, or ``devices``
+        for an update) plus runc's built-in allow list with a BPF_CGROUP_DEVICE program;
+        ``replace`` detaches the programs attached before (see devices.py)."""
+        from . import devices as dev
+
+        dev.apply(self.path, dev.rules_from_spec(linux, devices), replace=replace)
+
     def stats(self) -> dict[str, Any]:
         """runc ``events --stats`` data for this cgroup (best effort)."""
         from . import resources as res

@@ -94,6 +94,7 @@ class NativeDriver:
             linux = container.spec.linux
             if linux is not None and linux.resources is not None:
                 cgroup.set_resources(linux.resources)   # limits hold from the first instruction
+            cgroup.set_devices(linux)                   # runc's default list even without rules
             pid, pidfd, placed, memory = syscalls.spawn(
                 plan.clone_flags, cgroup_fd if into_cgroup else -1, ops.ops,
                 child_sock.fileno(), share_mm=self.share_memory and not _memory_limited(linux))

@@ -93,15 +93,6 @@ def check_supported(spec: oci.Spec) -> None:
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
     if linux.uid_mappings or linux.gid_mappings:
         raise UnsupportedError("linux.uidMappings: user namespaces are not supported yet")
-    res = linux.resources
-    if res is not None:
-        # limits are applied by the driver (cgroups.resources), which refuses what the
-        # host cannot enforce; device rules need the eBPF program, not there yet
-        for rule in res.devices or ():
-            if rule.allow:
-                raise UnsupportedError(
-                    "linux.resources.devices: allow rules need the cgroup device "
-                    "controller, not supported yet")
 
 
 def _lsm_refusal(field: str, lsm: str) -> str:

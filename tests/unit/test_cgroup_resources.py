@@ -791,3 +791,92 @@ def test_cgroup_set_resources_replans_after_enabling(
         ("hugetlb.2MB.rsvd.max", str(4 << 20)),
     ]
     assert (c1 / "io.bfq.weight").read_text() == "500"
+
+
+# --- device rules (cgroups/devices.py) ---------------------------------------------------------
+
+def _run_prog(code: bytes, dev_type: int, access: int, major: int, minor: int) -> int:
+    """Evaluate the instructions devices.assemble emits (its small subset of eBPF); the
+    kernel's verdict is tested in tests/integration/test_cgroup_devices.py."""
+    import struct
+
+    from containerkit.cgroups import devices as d
+
+    ctx = [(access << 16) | dev_type, major, minor]
+    regs = [0] * 11
+    pc = 0
+    while True:
+        op, r, off, imm = struct.unpack_from("<BBhi", code, pc * 8)
+        dst, src = r & 0xF, r >> 4
+        pc += 1
+        if op == d._LDX_MEM_W:
+            regs[dst] = ctx[off // 4]
+        elif op == d._ALU_MOV_X:
+            regs[dst] = regs[src] & 0xFFFFFFFF
+        elif op == d._ALU_MOV_K:
+            regs[dst] = imm & 0xFFFFFFFF
+        elif op == d._ALU_AND_K:
+            regs[dst] &= imm & 0xFFFFFFFF
+        elif op == d._ALU_RSH_K:
+            regs[dst] = (regs[dst] & 0xFFFFFFFF) >> imm
+        elif op == d._JMP_JNE_K:
+            pc += off if regs[dst] != imm else 0
+        elif op == d._JMP_JEQ_K:
+            pc += off if regs[dst] == imm else 0
+        elif op == d._JMP_JA:
+            pc += off
+        elif op == d._EXIT:
+            return regs[0]
+        else:
+            raise AssertionError(f"unexpected opcode {op:#x}")
+
+
+def test_device_program_last_matching_rule_wins_per_access_bit() -> None:
+    from containerkit.cgroups import devices as d
+
+    R, W, M = d.ACC_READ, d.ACC_WRITE, d.ACC_MKNOD
+    C, B = d.DEV_CHAR, d.DEV_BLOCK
+    code = d.assemble([
+        d.Rule(False),                                   # deny all
+        d.Rule(True, "c", 42, d.WILDCARD, "rw"),
+        d.Rule(False, "c", 42, 1, "w"),
+        d.Rule(True, "b", 8, 0, "r"),
+        d.Rule(True, "c", d.WILDCARD, d.WILDCARD, "m"),
+    ])
+    assert _run_prog(code, C, R, 42, 0) == 1
+    assert _run_prog(code, C, R | W, 42, 0) == 1
+    assert _run_prog(code, C, R, 42, 1) == 1
+    assert _run_prog(code, C, R | W, 42, 1) == 0         # w denied by the later rule
+    assert _run_prog(code, C, W, 43, 0) == 0
+    assert _run_prog(code, B, R, 8, 0) == 1
+    assert _run_prog(code, B, W, 8, 0) == 0
+    assert _run_prog(code, B, R, 42, 0) == 0             # type matters
+    assert _run_prog(code, C, M, 1, 1) == 1
+    assert _run_prog(code, B, M, 8, 0) == 0
+    # separate allows for r and w add up to rw
+    code = d.assemble([d.Rule(True, "c", 1, 1, "r"), d.Rule(True, "c", 1, 1, "w")])
+    assert _run_prog(code, C, R | W, 1, 1) == 1
+    # a trailing "allow a" opens everything; a trailing "deny a" closes everything
+    assert _run_prog(d.assemble([d.Rule(False), d.Rule(True)]), B, R | W | M, 7, 7) == 1
+    assert _run_prog(d.assemble([d.Rule(True), d.Rule(False)]), C, R, 1, 3) == 0
+
+
+def test_device_rules_are_runcs_order() -> None:
+    from containerkit import spec as oci
+    from containerkit.cgroups import devices as d
+    from containerkit.errors import ConfigError
+
+    linux = oci.Linux(
+        devices=[oci.Device(type="b", path="/dev/sda", major=8, minor=0),
+                 oci.Device(type="p", path="/dev/fifo")],
+        resources=oci.Resources(devices=[oci.DeviceCgroup(allow=False, access="rwm"),
+                                         oci.DeviceCgroup(allow=True, type="c", major=42)]))
+    rules = d.rules_from_spec(linux)
+    assert rules[:3] == [d.Rule(False, "a", -1, -1, "rwm"), d.Rule(True, "c", 42, -1, "rwm"),
+                         d.Rule(True, "b", 8, 0, "rwm")]
+    assert tuple(rules[3:]) == d.DEFAULT_RULES
+    # an update's list replaces the spec's own
+    upd = d.rules_from_spec(linux, [oci.DeviceCgroup(allow=True)])
+    assert upd[0] == d.Rule(True) and upd[1] == d.Rule(True, "b", 8, 0, "rwm")
+    with pytest.raises(ConfigError, match=r"devices\[0\]\.minor"):
+        d.rules_from_spec(None, [oci.DeviceCgroup(allow=True, type="c", major=1, minor=-5)])

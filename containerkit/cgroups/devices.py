@@ -1,0 +1,257 @@
+"""``linux.resources.devices`` on cgroup v2: a ``BPF_CGROUP_DEVICE`` program built from the rules.
+
+cgroup v2 has no devices controller: as runc (``devicefilter``) and crun (``ebpf.c``) do, the
+allow/deny list becomes an eBPF program attached to the container's cgroup directory with
+``BPF_F_ALLOW_MULTI``; an update attaches the new program first, then detaches the old ones
+(between the two both run, and the kernel allows an access only if every program does, so
+nothing is ever more open than either rule set).
+
+The rule list the program enforces is runc's: the spec's rules in order, then an ``rwm``
+allow for every ``linux.devices`` node, then runc's built-in allow list
+(:data:`DEFAULT_RULES`: mknod of any node, the default devices, ``/dev/pts``, ``/dev/ptmx``,
+``/dev/net/tun``). The baseline is deny, as in runc's emulator.
+
+Semantics: for each access bit the kernel asks about (m, r, w), the LAST rule that matches
+the device and names that bit decides; an access is allowed when every bit it asks for is.
+That is what applying the rules one after the other to a v1 devices cgroup means, without
+v1's inability to "punch holes" in a wildcard rule (a ``deny c 1:1`` after ``allow c 1:*``
+denies 1:1 here; runc refuses that list, v1 ignored the deny).
+
+Instructions are assembled here; ``syscalls.bpf_*`` make the calls.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..errors import ConfigError, UnsupportedError
+
+if TYPE_CHECKING:
+    from .. import spec
+
+WILDCARD = -1
+
+# struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }
+# access_type = (BPF_DEVCG_ACC_* << 16) | BPF_DEVCG_DEV_*
+ACC_MKNOD, ACC_READ, ACC_WRITE = 1, 2, 4
+DEV_BLOCK, DEV_CHAR = 1, 2
+_ACCESS_BITS = {"m": ACC_MKNOD, "r": ACC_READ, "w": ACC_WRITE}
+_DEV_TYPES = {"b": DEV_BLOCK, "c": DEV_CHAR}
+
+
+class Rule(NamedTuple):
+    """One allow/deny entry: type 'a', 'b' or 'c'; major/minor -1 for any; access 'rwm'."""
+
+    allow: bool
+    type: str = "a"
+    major: int = WILDCARD
+    minor: int = WILDCARD
+    access: str = "rwm"
+
+    def __str__(self) -> str:
+        num = "*" if self.major == WILDCARD else str(self.major)
+        mnum = "*" if self.minor == WILDCARD else str(self.minor)
+        return f"{'allow' if self.allow else 'deny'} {self.type} {num}:{mnum} {self.access}"
+
+
+#: runc's built-in allow list (libcontainer/specconv AllowedDevices), appended last so it
+#: always applies. /dev/net/tun: dropped in runc 1.2.0, back in 1.2.1 (and in 1.1.x).
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(True, "c", WILDCARD, WILDCARD, "m"),
+    Rule(True, "b", WILDCARD, WILDCARD, "m"),
+    Rule(True, "c", 1, 3, "rwm"),        # /dev/null
+    Rule(True, "c", 1, 8, "rwm"),        # /dev/random
+    Rule(True, "c", 1, 7, "rwm"),        # /dev/full
+    Rule(True, "c", 5, 0, "rwm"),        # /dev/tty
+    Rule(True, "c", 1, 5, "rwm"),        # /dev/zero
+    Rule(True, "c", 1, 9, "rwm"),        # /dev/urandom
+    Rule(True, "c", 136, WILDCARD, "rwm"),   # /dev/pts/*
+    Rule(True, "c", 5, 2, "rwm"),        # /dev/ptmx
+    Rule(True, "c", 10, 200, "rwm"),     # /dev/net/tun
+)
+
+
+def rules_from_spec(linux: spec.Linux | None,
+                    devices: Sequence[spec.DeviceCgroup] | None = None) -> list[Rule]:
+    """The whole rule list for a container (see the module docstring). ``devices``: the
+    ``linux.resources.devices`` to use instead of the spec's (an update)."""
+    field = "linux.resources.devices"
+    if devices is None:
+        res = linux.resources if linux is not None else None
+        devices = res.devices if res is not None else []
+    rules: list[Rule] = []
+    for i, d in enumerate(devices or ()):
+        typ = d.type or "a"
+        major = WILDCARD if d.major is None else d.major
+        minor = WILDCARD if d.minor is None else d.minor
+        access = d.access if d.access is not None else "rwm"
+        for name, v in (("major", major), ("minor", minor)):
+            if v < WILDCARD or v > 0xFFFFFFFF:
+                raise ConfigError(f"{field}[{i}].{name}: {v} is not a device number")
+        rules.append(Rule(bool(d.allow), typ, major, minor, access))
+    for d in (linux.devices if linux is not None else ()):
+        if d.type in ("c", "u", "b") and d.major is not None and d.minor is not None:
+            rules.append(Rule(True, "b" if d.type == "b" else "c", d.major, d.minor, "rwm"))
+    rules.extend(DEFAULT_RULES)
+    return rules
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly (linux/bpf_common.h, linux/bpf.h)
+# ---------------------------------------------------------------------------------------------
+
+_LDX_MEM_W = 0x61          # BPF_LDX | BPF_MEM | BPF_W: dst = *(u32 *)(src + off)
+_ALU_AND_K = 0x54          # BPF_ALU | BPF_AND | BPF_K (32-bit)
+_ALU_RSH_K = 0x74          # BPF_ALU | BPF_RSH | BPF_K
+_ALU_MOV_K = 0xB4          # BPF_ALU | BPF_MOV | BPF_K
+_ALU_MOV_X = 0xBC          # BPF_ALU | BPF_MOV | BPF_X
+_JMP_JNE_K = 0x55          # BPF_JMP | BPF_JNE | BPF_K
+_JMP_JEQ_K = 0x15          # BPF_JMP | BPF_JEQ | BPF_K
+_JMP_JA = 0x05             # BPF_JMP | BPF_JA
+_EXIT = 0x95               # BPF_JMP | BPF_EXIT
+R0, R1, R2, R3, R4, R5 = range(6)
+
+
+def assemble(rules: Sequence[Rule]) -> bytes:
+    """The program (struct bpf_insn[] as bytes) that enforces ``rules``: returns 1 (allow)
+    when, for every access bit asked, the last matching rule naming the bit allows it."""
+    insns = bytearray()
+
+    def emit(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> None:
+        insns.extend(struct.pack("<BBhi", code, (src << 4) | dst, off, imm))
+
+    # sections are laid out with jump offsets computed from their sizes: build each
+    # rule check as a list first (a rule that does not match skips the rest of itself)
+    emit(_LDX_MEM_W, R2, R1, 0)         # r2 = access_type
+    emit(_ALU_MOV_X, R3, R2)
+    emit(_ALU_RSH_K, R3, imm=16)        # r3 = access bits
+    emit(_ALU_AND_K, R2, imm=0xFFFF)    # r2 = device type
+    emit(_LDX_MEM_W, R4, R1, 4)         # r4 = major
+    emit(_LDX_MEM_W, R5, R1, 8)         # r5 = minor
+    for bit in (ACC_MKNOD, ACC_READ, ACC_WRITE):
+        section = bytearray()
+        for rule in reversed(rules):
+            if bit not in [_ACCESS_BITS[c] for c in rule.access]:
+                continue
+            checks: list[tuple[int, int]] = []   # (register, value) that must be equal
+            if rule.type != "a":
+                checks.append((R2, _DEV_TYPES[rule.type]))
+            if rule.major != WILDCARD:
+                checks.append((R4, rule.major))
+            if rule.minor != WILDCARD:
+                checks.append((R5, rule.minor))
+            # action: allow -> skip to the end of this bit's section; deny -> return 0
+            action_len = 1 if rule.allow else 2
+            body = bytearray()
+            for k, (reg, value) in enumerate(checks):
+                skip = (len(checks) - k - 1) + action_len  # to the next rule
+                body += struct.pack("<BBhi", _JMP_JNE_K, reg, skip, _imm32(value))
+            section += body
+            if rule.allow:
+                if checks:
+                    section += b"ALLOW___"                 # patched below
+            else:
+                section += struct.pack("<BBhi", _ALU_MOV_K, R0, 0, 0)
+                section += struct.pack("<BBhi", _EXIT, 0, 0, 0)
+            if not checks:
+                break           # matches everything: earlier rules are unreachable
+        else:
+            # no rule matched: deny
+            section += struct.pack("<BBhi", _ALU_MOV_K, R0, 0, 0)
+            section += struct.pack("<BBhi", _EXIT, 0, 0, 0)
+        n = len(section) // 8
+        # patch the allow jumps: to the end of the section
+        for pc in range(n):
+            if section[pc * 8:pc * 8 + 8] == b"ALLOW___":
+                section[pc * 8:pc * 8 + 8] = struct.pack("<BBhi", _JMP_JA, 0, n - pc - 1, 0)
+        # the section runs only if the bit is asked for: r0 = r3 & bit; if r0 == 0 skip it
+        emit(_ALU_MOV_X, R0, R3)
+        emit(_ALU_AND_K, R0, imm=bit)
+        emit(_JMP_JEQ_K, R0, off=n)
+        insns += section
+    emit(_ALU_MOV_K, R0, imm=1)
+    emit(_EXIT)
+    return bytes(insns)
+
+
+def _imm32(value: int) -> int:
+    """A u32 compared by a 64-bit JNE against a zero-extended u32 register: fits in s32."""
+    if value > 0x7FFFFFFF:
+        raise UnsupportedError(f"linux.resources.devices: device number {value} is too large")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Load, attach, replace
+# ---------------------------------------------------------------------------------------------
+
+#: Loaded programs by their code, for this process: a library that creates many containers
+#: with the same rules pays the verifier once (an fd can be attached to many cgroups).
+_loaded: dict[bytes, int] = {}
+_MAX_CACHED = 8
+
+
+def _load(code: bytes) -> int:
+    from .. import syscalls as s
+
+    fd = _loaded.get(code)
+    if fd is not None:
+        return fd
+    try:
+        fd = s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
+                             name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE)
+    except OSError:
+        # again with the verifier's log, for the message
+        fd = s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
+                             name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE,
+                             log_size=1 << 16)
+    if len(_loaded) >= _MAX_CACHED:
+        os.close(_loaded.pop(next(iter(_loaded))))
+    _loaded[code] = fd
+    return fd
+
+
+def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> None:
+    """Attach the program for ``rules`` to ``cgroup_dir``; with ``replace``, then detach the
+    programs that were attached there before. Errors name the field and the cause."""
+    from .. import syscalls as s
+
+    code = assemble(list(rules))
+    try:
+        dirfd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise UnsupportedError(f"linux.resources.devices: {cgroup_dir}: {e.strerror}") from None
+    try:
+        old = s.bpf_prog_query(dirfd, s.BPF_CGROUP_DEVICE) if replace else []
+        prog = _load(code)
+        prog_id = s.bpf_prog_id(prog) if old else -1
+        if prog_id not in old:           # the same program attached twice is EEXIST
+            s.bpf_prog_attach(dirfd, prog, s.BPF_CGROUP_DEVICE, s.BPF_F_ALLOW_MULTI)
+        for old_id in old:
+            if old_id != prog_id:
+                _detach(dirfd, old_id)
+    except OSError as e:
+        raise UnsupportedError(
+            f"linux.resources.devices: cannot enforce the device rules with a "
+            f"BPF_CGROUP_DEVICE program on {cgroup_dir}: {e}; refusing to run without "
+            "them") from None
+    finally:
+        os.close(dirfd)
+
+
+def _detach(dirfd: int, prog_id: int) -> None:
+    from .. import syscalls as s
+
+    try:
+        fd = s.bpf_prog_get_fd_by_id(prog_id)
+    except FileNotFoundError:
+        return                              # unloaded meanwhile
+    try:
+        s.bpf_prog_detach(dirfd, fd, s.BPF_CGROUP_DEVICE)
+    except FileNotFoundError:
+        pass                                # detached meanwhile
+    finally:
+        os.close(fd)

@@ -1,0 +1,155 @@
+"""linux.resources.devices enforced by the BPF_CGROUP_DEVICE program, checked from inside.
+
+BPF cgroup programs attach to cgroup2 directories, so this works on the hybrid hosts too.
+Major 42 is reserved for "demo/sample" drivers and unused: opening such a node gives
+ENXIO ("No such device or address") when the cgroup lets the open through, EPERM when the
+program denies it (the device cgroup check runs before the driver lookup).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from containerkit import Bundle, NativeDriver, new_container, syscalls
+from containerkit import spec as oci
+from containerkit.errors import ContainerkitError
+
+pytestmark = pytest.mark.usefixtures("leak_check")
+
+DENIED = "Operation not permitted"
+ALLOWED = "No such device or address"
+
+# open each node read-only and read-write; one line per attempt: "<node> <r|rw> <result>"
+PROBE = ("for n in d0 d1 null; do"
+         " (exec 3</dev/$n) 2>/dev/null && echo $n r ok"
+         " || echo $n r \"$( (exec 3</dev/$n) 2>&1)\";"
+         " (exec 3<>/dev/$n) 2>/dev/null && echo $n rw ok"
+         " || echo $n rw \"$( (exec 3<>/dev/$n) 2>&1)\";"
+         " done")
+MKNODS = "mknod /dev/d0 c 42 0 && mknod /dev/d1 c 42 1 || echo mknod failed; "
+
+
+def _edit(devices: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+    def edit(cfg: dict[str, Any]) -> None:
+        for k in ("bounding", "effective", "permitted"):
+            cfg["process"]["capabilities"][k].append("CAP_MKNOD")
+        cfg["linux"].setdefault("resources", {})["devices"] = devices
+    return edit
+
+
+def _results(out: str) -> dict[tuple[str, str], str]:
+    res = {}
+    for line in out.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in ("r", "rw"):
+            res[(parts[0], parts[1])] = "ok" if parts[2] == "ok" else (
+                DENIED if DENIED in parts[2] else ALLOWED if ALLOWED in parts[2] else parts[2])
+    return res
+
+
+def _run(bundle: str, root: str, cid: str) -> str:
+    config = Bundle(bundle, id=cid, root=root)
+    out = os.path.join(bundle, "out")
+    with open(out, "w+") as f:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.stdout = f
+            c.stderr = f
+            c.create()
+            c.start()
+            assert c.wait(timeout=30) == 0
+        f.seek(0)
+        return f.read()
+
+
+def test_denied_device_cannot_be_opened_even_by_root(make_bundle: Callable[..., str],
+                                                     state_root: str) -> None:
+    # runc's default: deny all, then the spec's allows; d1 readable only
+    bundle = make_bundle(["/bin/sh", "-c", MKNODS + PROBE], _edit([
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 42, "minor": 1, "access": "r"},
+    ]))
+    out = _run(bundle, state_root, "cgdev-deny")
+    assert "mknod failed" not in out, out       # runc's list allows mknod of any node
+    assert _results(out) == {
+        ("d0", "r"): DENIED, ("d0", "rw"): DENIED,
+        ("d1", "r"): ALLOWED, ("d1", "rw"): DENIED,
+        ("null", "r"): "ok", ("null", "rw"): "ok",    # runc's default allow list
+    }, out
+
+
+def test_later_deny_overrides_a_wildcard_allow(make_bundle: Callable[..., str],
+                                               state_root: str) -> None:
+    bundle = make_bundle(["/bin/sh", "-c", MKNODS + PROBE], _edit([
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 42, "access": "rw"},
+        {"allow": False, "type": "c", "major": 42, "minor": 1, "access": "w"},
+    ]))
+    res = _results(_run(bundle, state_root, "cgdev-hole"))
+    assert res[("d0", "r")] == ALLOWED and res[("d0", "rw")] == ALLOWED
+    assert res[("d1", "r")] == ALLOWED and res[("d1", "rw")] == DENIED
+
+
+def test_without_rules_only_the_default_devices_open(make_bundle: Callable[..., str],
+                                                     state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        _edit([])(cfg)
+        del cfg["linux"]["resources"]["devices"]
+    bundle = make_bundle(["/bin/sh", "-c", MKNODS + PROBE], edit)
+    res = _results(_run(bundle, state_root, "cgdev-none"))
+    assert res[("d0", "r")] == DENIED and res[("null", "rw")] == "ok"
+
+
+def test_update_replaces_the_rules(make_bundle: Callable[..., str], state_root: str,
+                                   tmp_path: Any) -> None:
+    loop = MKNODS + f"while :; do {{ {PROBE}; }} > /dev/shm/r.new 2>&1; " \
+                    "mv /dev/shm/r.new /dev/shm/r; sleep 0.05; done"
+    bundle = make_bundle(["/bin/sh", "-c", loop], _edit([{"allow": False, "access": "rwm"}]))
+    config = Bundle(bundle, id="cgdev-upd", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        assert _inside(c.pid, lambda r: r.get(("d0", "r")) == DENIED)
+        c.update(oci.Resources(devices=[
+            oci.DeviceCgroup(allow=False, access="rwm"),
+            oci.DeviceCgroup(allow=True, type="c", major=42, minor=0, access="rw")]))
+        res = _inside(c.pid, lambda r: r.get(("d0", "rw")) == ALLOWED)
+        assert res[("d1", "r")] == DENIED
+        fd = os.open(c.cgroup_path, os.O_RDONLY | os.O_DIRECTORY)
+        try:       # replaced, not stacked
+            assert len(syscalls.bpf_prog_query(fd, syscalls.BPF_CGROUP_DEVICE)) == 1
+        finally:
+            os.close(fd)
+        c.update(oci.Resources(devices=[oci.DeviceCgroup(allow=False, access="rwm")]))
+        assert _inside(c.pid, lambda r: r.get(("d0", "rw")) == DENIED)
+        c.delete(force=True)
+
+
+def _inside(pid: int, ok: Callable[[dict[tuple[str, str], str]], bool],
+            timeout: float = 20) -> dict[tuple[str, str], str]:
+    path = Path(f"/proc/{pid}/root/dev/shm/r")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            res = _results(path.read_text())
+        except FileNotFoundError:
+            res = {}
+        if ok(res):
+            return res
+        assert time.monotonic() < deadline, res
+        time.sleep(0.05)
+
+
+def test_bad_rule_is_refused_and_nothing_left(make_bundle: Callable[..., str],
+                                              state_root: str) -> None:
+    bundle = make_bundle(["/bin/true"], _edit([
+        {"allow": True, "type": "c", "major": 1 << 33, "minor": 0, "access": "r"}]))
+    config = Bundle(bundle, id="cgdev-bad", root=state_root)
+    with pytest.raises(ContainerkitError, match=r"linux.resources.devices\[0\].major"):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
