@@ -216,6 +216,7 @@ class Container:
 
         with self.statedir:
             self._expect(("created", "running", "paused"), "update")
+            self._spec = None       # the saved spec: another process may have updated it
             spec = self.spec
             if spec.linux is None:
                 spec.linux = oci_spec.Linux()
