@@ -52,7 +52,9 @@ enum ck_opcode {
     CK_OP_SECCOMP = 30,
     CK_OP_PERSONALITY = 31,
     CK_OP_IOPRIO = 32,
-    CK_OP_SCHED = 33
+    CK_OP_SCHED = 33,
+    CK_OP_SYNC = 34,
+    CK_OP_HOOK = 35
 };
 
 struct ck_op {
@@ -112,6 +114,7 @@ SOURCE = r"""
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -120,6 +123,7 @@ SOURCE = r"""
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <seccomp.h>
 
@@ -273,7 +277,11 @@ static long ck_raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5,
 
 struct ck_child {
     const char *found;          /* CK_OP_FIND_EXEC's result, for CK_OP_EXECVE */
+    char report[1024];          /* a failed hook's message (CK_EHOOK), for ck_fail */
 };
+
+/* A failed hook: not an errno; the ERROR message's detail is the whole message. */
+#define CK_EHOOK 1000
 
 static void __attribute__((noreturn)) ck_exit(int code)
 {
@@ -387,9 +395,10 @@ static size_t ck_append(char *buf, size_t at, size_t cap, const char *s, size_t 
     return at + n;
 }
 
-/* The sync protocol's ERROR message (containerkit/native/sync.py), then exit(1). */
+/* The sync protocol's ERROR message (containerkit/native/sync.py), then exit(1); also
+ * on also_fd when >= 0 (exec.fifo: a `start` in another process reads it there). */
 static void __attribute__((noreturn))
-ck_fail(int sync_fd, const char *name, int err, const char *detail)
+ck_fail(int sync_fd, int also_fd, const char *name, int err, const char *detail)
 {
     char msg[4096], num[24];
     size_t at = 0, dlen;
@@ -413,6 +422,8 @@ ck_fail(int sync_fd, const char *name, int err, const char *detail)
     at = ck_append(msg, at, sizeof(msg), "", 1);
     at = ck_append(msg, at, sizeof(msg), detail, dlen);
     (void)ck_write(sync_fd, msg, at);   /* one SOCK_SEQPACKET message; nothing to do if lost */
+    if (also_fd >= 0)
+        (void)ck_write(also_fd, msg, at);
     ck_exit(1);
 }
 
@@ -837,7 +848,10 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   CAPS i[0..3] = effective, permitted, inheritable, ambient (bit masks)
  *   NO_NEW_PRIVS                        CLOEXEC_FROM i[0] = first fd
  *   FIND_EXEC argv = candidate paths    CREATED i[0] = sync fd, i[1] = exec.fifo fd
- *   EXECVE argv, envp; i[0] = umask (the path is FIND_EXEC's) */
+ *   EXECVE argv, envp; i[0] = umask (the path is FIND_EXEC's)
+ *   SYNC i[0] = sync fd; s[0] = message to send (or NULL), s[1] = answer to wait for
+ *   HOOK s[0] = path, s[1] = cwd; argv, envp; i[0] = state fd, i[1] = timeout ms,
+ *        i[2] = extra fd for the ERROR message or -1 (see ck_hook) */
 /* sched_setattr(2) for process.scheduler: i = policy, flags, nice, priority; ids =
  * runtime, deadline, period as (low, high) 32-bit pairs (SCHED_DEADLINE only). */
 static int ck_sched(const long long *i, const unsigned int *ids, int nids)
@@ -875,6 +889,209 @@ static int ck_seccomp(unsigned int flags, const unsigned int *words, int nwords)
         (unsigned short)(nwords / 2), words };
 
     return (int)ck_sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags, &prog, 0, 0);
+}
+
+
+/* Send s[0] (unless NULL) on the sync socket, then block until the parent answers
+ * exactly s[1] (the protocol table's stop points, e.g. HOOKS / CONTINUE). */
+static int ck_sync(int sync_fd, const char *send, const char *expect)
+{
+    char buf[64];
+    size_t want = strlen(expect);
+    long n;
+
+    if (send != NULL && (n = ck_write(sync_fd, send, strlen(send))) < 0)
+        return (int)n;
+    n = ck_read(sync_fd, buf, sizeof(buf));
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n != want || memcmp(buf, expect, want) != 0)
+        return -EPROTO;                 /* EOF (the parent gave up) or off-protocol */
+    return 0;
+}
+
+static size_t ck_append_uint(char *buf, size_t at, size_t cap, unsigned long long v)
+{
+    char num[24];
+    int k = (int)sizeof(num);
+
+    do {
+        num[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return ck_append(buf, at, cap, num + k, sizeof(num) - (size_t)k);
+}
+
+static long long ck_now_ms(void)
+{
+    struct { long long sec, nsec; } ts;
+
+    if (ck_sys(SYS_clock_gettime, CLOCK_MONOTONIC, &ts, 0, 0, 0) < 0)
+        return 0;
+    return ts.sec * 1000 + ts.nsec / 1000000;
+}
+
+/* The grandchild: state on stdin, output into the pipe, cwd, then execve. Exec
+ * failures go back as an int on errfd (close-on-exec: nothing arrives on success). */
+static void __attribute__((noreturn))
+ck_hook_exec(const struct ck_op *op, int state_fd, int outw, int errfd)
+{
+    long rc;
+
+    if ((rc = ck_sys(SYS_dup3, state_fd, 0, 0, 0, 0)) < 0
+            || (rc = ck_sys(SYS_dup3, outw, 1, 0, 0, 0)) < 0
+            || (rc = ck_sys(SYS_dup3, outw, 2, 0, 0, 0)) < 0)
+        goto fail;
+    if (errfd != 3) {
+        if ((rc = ck_sys(SYS_dup3, errfd, 3, O_CLOEXEC, 0, 0)) < 0)
+            goto fail;
+        errfd = 3;
+    }
+    (void)ck_close_range(4, ~0U, 0);
+    if (op->s[1] != NULL && (rc = ck_chdir(op->s[1])) < 0)
+        goto fail;
+    (void)ck_sigaction(SIGPIPE, (unsigned long)SIG_DFL);
+    rc = ck_sys(SYS_execve, op->s[0], op->argv, op->envp, 0, 0);
+fail:
+    {
+        int err = (int)-rc;
+        (void)ck_write(errfd, &err, sizeof(err));
+    }
+    ck_exit(127);
+}
+
+/* The last non-empty line of what a hook wrote (tail[0..n) is its last bytes). */
+static size_t ck_last_line(const char *tail, size_t n, const char **line)
+{
+    size_t end = n, start;
+
+    while (end > 0 && (tail[end - 1] == '\n' || tail[end - 1] == '\r' || tail[end - 1] == ' '))
+        end--;
+    start = end;
+    while (start > 0 && tail[start - 1] != '\n')
+        start--;
+    *line = tail + start;
+    return end - start;
+}
+
+/* Run one OCI hook from the init (createContainer, startContainer) as runc does: fork,
+ * exec with the state on stdin, wait, kill at the timeout. s[0] = path, s[1] = cwd or
+ * NULL; argv, envp; i[0] = the state file (a memfd the parent filled, read from 0),
+ * i[1] = timeout in ms (0: none), i[2] = an extra fd that also gets the ERROR message
+ * (exec.fifo, for a `start` in another process), or -1. A failure fills child->report
+ * with "path: why" and returns -CK_EHOOK (or -errno when the init's own calls fail). */
+static int ck_hook(const struct ck_op *op, struct ck_child *child)
+{
+    int pipefd[2], errpipe[2], pidfd = -1, status = 0, err = 0, rc;
+    struct pollfd pfd[2];
+    char tail[512], chunk[512];
+    size_t tlen = 0, at = 0, cap = sizeof(child->report), n;
+    long long deadline = op->i[1] > 0 ? ck_now_ms() + op->i[1] : 0, left;
+    long pid, got;
+    const char *line;
+    int timed_out = 0;
+
+    if ((rc = (int)ck_sys(SYS_pipe2, pipefd, O_CLOEXEC, 0, 0, 0)) < 0)
+        return rc;
+    if ((rc = (int)ck_sys(SYS_pipe2, errpipe, O_CLOEXEC, 0, 0, 0)) < 0) {
+        ck_close(pipefd[0]);
+        ck_close(pipefd[1]);
+        return rc;
+    }
+    (void)ck_sys(SYS_lseek, (int)op->i[0], 0, SEEK_SET, 0, 0);
+    pid = ck_sys(SYS_clone, SIGCHLD | CLONE_PIDFD, 0, &pidfd, 0, 0);
+    if (pid == 0)
+        ck_hook_exec(op, (int)op->i[0], pipefd[1], errpipe[1]);
+    ck_close(pipefd[1]);
+    ck_close(errpipe[1]);
+    if (pid < 0) {
+        ck_close(pipefd[0]);
+        ck_close(errpipe[0]);
+        return (int)pid;
+    }
+    got = ck_read(errpipe[0], &err, sizeof(err));    /* 0: it exec'd */
+    ck_close(errpipe[0]);
+    (void)ck_sys(SYS_fcntl, pipefd[0], F_SETFL, O_NONBLOCK, 0, 0);
+    pfd[0].fd = pidfd;
+    pfd[0].events = POLLIN;
+    pfd[1].fd = got == (long)sizeof(err) ? -1 : pipefd[0];
+    pfd[1].events = POLLIN;
+    while (got != (long)sizeof(err)) {
+        left = -1;
+        if (deadline) {
+            left = deadline - ck_now_ms();
+            if (left <= 0) {
+                timed_out = 1;
+                break;
+            }
+        }
+        {
+            struct { long long sec, nsec; } ts = { left / 1000, (left % 1000) * 1000000 };
+            rc = (int)ck_sys(SYS_ppoll, pfd, 2, left < 0 ? NULL : (void *)&ts, NULL, 0);
+        }
+        if (rc == -EINTR)
+            continue;
+        if (rc < 0)
+            break;
+        if (pfd[1].fd >= 0 && pfd[1].revents) {
+            long m = ck_read(pipefd[0], chunk, sizeof(chunk));
+            if (m <= 0 && m != -EAGAIN)
+                pfd[1].fd = -1;         /* EOF: the hook (and its children) closed it */
+            for (long j = 0; j < m; j++) {      /* keep the last bytes */
+                if (tlen == sizeof(tail)) {
+                    memmove(tail, tail + 1, sizeof(tail) - 1);
+                    tlen--;
+                }
+                tail[tlen++] = chunk[j];
+            }
+        }
+        if (pfd[0].revents)
+            break;                      /* the hook exited */
+    }
+    if (timed_out)
+        (void)ck_sys(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0, 0);
+    do
+        got = ck_sys(SYS_wait4, pid, &status, 0, NULL, 0);
+    while (got == -EINTR);
+    for (;;) {                          /* what it wrote just before exiting */
+        long m = ck_read(pipefd[0], chunk, sizeof(chunk));
+        if (m <= 0)
+            break;
+        for (long j = 0; j < m; j++) {
+            if (tlen == sizeof(tail)) {
+                memmove(tail, tail + 1, sizeof(tail) - 1);
+                tlen--;
+            }
+            tail[tlen++] = chunk[j];
+        }
+    }
+    ck_close(pipefd[0]);
+    ck_close(pidfd);
+    if (err == 0 && !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    at = ck_append(child->report, at, cap, op->s[0], strlen(op->s[0]));
+    if (err != 0) {
+        return -err;                    /* exec failed: the parent names the errno */
+    } else if (timed_out) {
+        at = ck_append(child->report, at, cap, ": timed out after ", 18);
+        at = ck_append_uint(child->report, at, cap, (unsigned long long)(op->i[1] / 1000));
+        at = ck_append(child->report, at, cap, "s", 1);
+    } else if (WIFSIGNALED(status)) {
+        at = ck_append(child->report, at, cap, ": killed by signal ", 19);
+        at = ck_append_uint(child->report, at, cap, (unsigned long long)WTERMSIG(status));
+    } else {
+        at = ck_append(child->report, at, cap, ": exited with status ", 21);
+        at = ck_append_uint(child->report, at, cap, (unsigned long long)WEXITSTATUS(status));
+        n = ck_last_line(tail, tlen, &line);
+        if (n > 0) {
+            at = ck_append(child->report, at, cap, ": ", 2);
+            at = ck_append(child->report, at, cap, line, n);
+        }
+    }
+    if (at == cap)
+        at--;
+    child->report[at] = '\0';
+    return -CK_EHOOK;
 }
 
 static int ck_run_op(const struct ck_op *op, struct ck_child *child)
@@ -930,6 +1147,8 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_IOPRIO:         /* IOPRIO_WHO_PROCESS, this process */
         return (int)ck_sys(SYS_ioprio_set, 1, 0, (int)i[0], 0, 0);
     case CK_OP_SCHED:          return ck_sched(i, op->ids, op->nids);
+    case CK_OP_SYNC:           return ck_sync((int)i[0], s[0], s[1]);
+    case CK_OP_HOOK:           return ck_hook(op, child);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }
@@ -937,13 +1156,16 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
 static void __attribute__((noreturn))
 ck_child_main(const struct ck_op *ops, int nops, int sync_fd)
 {
-    struct ck_child child = { NULL };
+    struct ck_child child;
+
+    memset(&child, 0, sizeof(child));
     int k, rc;
 
     for (k = 0; k < nops; k++)
         if ((rc = ck_run_op(&ops[k], &child)) < 0)
-            ck_fail(sync_fd, ops[k].name, -rc, ops[k].detail);
-    ck_fail(sync_fd, "exec", ENOEXEC, "plan ended without execve");
+            ck_fail(sync_fd, ops[k].code == CK_OP_HOOK ? (int)ops[k].i[2] : -1, ops[k].name,
+                    -rc, rc == -CK_EHOOK ? child.report : ops[k].detail);
+    ck_fail(sync_fd, -1, "exec", ENOEXEC, "plan ended without execve");
 }
 
 /* ---- the shared-memory child (x86_64) ----------------------------------------------

@@ -152,8 +152,10 @@ class Container:
             self._state.start_time = self.init.start_time
             self._state.status = "created"
             hooks = self.spec.hooks
-            self._state.hooks = [h for h in ("poststart", "poststop")
-                                 if hooks is not None and getattr(hooks, h)]
+            self._state.hooks = [h for h, name in (("startContainer", "start_container"),
+                                                   ("poststart", "poststart"),
+                                                   ("poststop", "poststop"))
+                                 if hooks is not None and getattr(hooks, name)]
             # compact: this copy is for load_container, `containerkit spec` prints runc's form
             self.statedir.write_file("config.json", json.dumps(
                 self.spec.to_dict(), separators=(",", ":")).encode())

@@ -1,11 +1,10 @@
-"""OCI hooks that run in the runtime's namespaces: ``poststart`` and ``poststop``.
+"""OCI hooks that run here, in the runtime's namespaces: ``prestart`` (deprecated),
+``createRuntime`` (while the init waits before pivot_root), ``poststart``, ``poststop``.
 
 Each hook gets the container's state JSON on stdin, its own ``args`` (argv, ``path``
-when empty) and ``env`` (nothing else), and its ``timeout``. The hooks that run inside
-the container's namespaces or before pivot_root (prestart, createRuntime,
-createContainer, startContainer) need a stop in the init's plan and are refused for
-now (native/plan.py).
-"""
+when empty) and ``env`` (nothing else), and its ``timeout``. ``createContainer`` and
+``startContainer`` run inside the container: the init itself forks and execs them
+(``ops.hook``, as runc does), with the same stdin, args, env and timeout."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from . import sync
 
 if TYPE_CHECKING:
     from ..container import Container
+    from .plan import Plan
 
 Stdio = IO[bytes] | IO[str] | int | None
 
@@ -79,6 +80,7 @@ class NativeDriver:
         parent_sock, child_sock = sync.channel()
         cgroup_fd = -1
         plan = None
+        pid = None
         cgroup = self.cgroup_for(container)
         try:
             stdio = (_fd(container.stdin, 0), _fd(container.stdout, 1), _fd(container.stderr, 2))
@@ -107,7 +109,7 @@ class NativeDriver:
             child_sock.close()
             os.close(fifo_fd)
             if plan is not None:
-                plan.close()
+                plan.close(keep_states=pid is not None)
             if cgroup_fd >= 0:
                 os.close(cgroup_fd)
         process = Process(pid, pidfd, is_child=True)
@@ -120,6 +122,11 @@ class NativeDriver:
             if not placed:              # the child waits in "wait for cgroup"
                 cgroup.add(pid)
                 parent_sock.send(sync.CGROUP)
+            _fill_hook_states(container, plan, pid)
+            if plan.hook_sync:
+                sync.expect(parent_sock, sync.HOOKS)
+                _runtime_hooks(container, pid)
+                parent_sock.send(sync.CONTINUE)
             sync.expect_created(parent_sock)
         except BaseException:
             parent_sock.close()
@@ -128,13 +135,17 @@ class NativeDriver:
             _release_memory(container)
             cgroup.remove()
             raise
+        finally:
+            plan.close_states()
         container.cgroup_path = cgroup.path
         container._sync = parent_sock
         return process
 
     def start(self, container: Container) -> None:
-        sync.release(container.statedir.fifo_path)
         sock = container._sync
+        # another process created the init: a failing startContainer hook reports in the FIFO
+        report = sock is None and "startContainer" in container._state.hooks
+        sync.release(container.statedir.fifo_path, report=report)
         if sock is not None:  # we created the init: learn whether execve worked
             container._sync = None
             try:
@@ -160,6 +171,35 @@ class NativeDriver:
         if init is not None and init.is_child:
             init.wait()
             _release_memory(container)
+
+
+def _hook_state(container: Container, status: str, pid: int) -> dict[str, object]:
+    """The state document hooks read on stdin; the pid is the host's (runtime-spec)."""
+    doc = container._state.to_oci(status)
+    doc["pid"] = pid
+    return doc
+
+
+def _fill_hook_states(container: Container, plan: Plan, pid: int) -> None:
+    """Write the state documents the init's own hooks read (createContainer:
+    "creating", startContainer: "created")."""
+    import json
+
+    for status, fd in plan.state_fds.items():
+        os.write(fd, json.dumps(_hook_state(container, status, pid)).encode())
+
+
+def _runtime_hooks(container: Container, pid: int) -> None:
+    """prestart (deprecated) then createRuntime: here, in the runtime's namespaces, while
+    the init waits before pivot_root (runc's order)."""
+    from .. import hooks as runner
+
+    hooks = container.spec.hooks
+    if hooks is None:
+        return
+    state = _hook_state(container, "creating", pid)
+    runner.run("prestart", hooks.prestart, state)
+    runner.run("createRuntime", hooks.create_runtime, state)
 
 
 def _memory_limited(linux: object) -> bool:

@@ -219,6 +219,22 @@ def scheduler(policy: int, flags: int, nice: int, priority: int, runtime: int,
     return lib.CK_OP_SCHED, Args(i=(policy, flags, nice, priority), ids=words)
 
 
+def sync(sync_fd: int, send: bytes | None, expect: bytes) -> Op:
+    """Send ``send`` on the sync socket (unless None), then block until the parent
+    answers exactly ``expect`` (a stop point of the protocol table, ``sync.py``)."""
+    return lib.CK_OP_SYNC, Args(s=(send, expect), i=(sync_fd,))
+
+
+def hook(path: bytes, argv: tuple[bytes, ...], envp: tuple[bytes, ...], cwd: bytes | None,
+         state_fd: int, timeout_ms: int, report_fd: int = -1) -> Op:
+    """Run one OCI hook from the init: fork, execve ``path`` with the state file (read
+    from its start) on stdin, stdout/stderr captured, in ``cwd``; wait, SIGKILL at the
+    timeout (0: none). A failure reports "path: exited with status N: last line" (also
+    on ``report_fd`` when >= 0) and the init exits."""
+    return lib.CK_OP_HOOK, Args(s=(path, cwd), i=(state_fd, timeout_ms, report_fd),
+                                argv=argv, envp=envp)
+
+
 _NAMES: dict[str, object] = {}  # step names are few and fixed: one C string each
 
 

@@ -15,7 +15,7 @@ import os
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
-from . import ops
+from . import ops, sync
 from .identity import process_steps
 from .rootfs import rootfs_steps
 from .seccomp import compile_filter
@@ -37,14 +37,30 @@ class Plan:
         self.clone_flags = clone_flags
         self.steps: list[ops.Step] = []
         self.join_fds: list[int] = []
+        self.hook_sync = False              # the init stops at HOOKS (sync.py)
+        self.state_fds: dict[str, int] = {}  # status -> memfd the hooks read the state from
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
 
-    def close(self) -> None:
+    def insert_before(self, name: str, steps: list[ops.Step]) -> None:
+        """Put ``steps`` before the first step called ``name``."""
+        at = next(i for i, st in enumerate(self.steps) if st.name == name)
+        self.steps[at:at] = steps
+
+    def close(self, keep_states: bool = False) -> None:
+        """Close the parent's copies of the fds the init inherited; the hook state files
+        stay open with ``keep_states`` (the driver fills them once the pid is known)."""
         for fd in self.join_fds:
             os.close(fd)
         self.join_fds.clear()
+        if not keep_states:
+            self.close_states()
+
+    def close_states(self) -> None:
+        for fd in self.state_fds.values():
+            os.close(fd)
+        self.state_fds.clear()
 
 
 def check_supported(spec: oci.Spec) -> None:
@@ -67,16 +83,17 @@ def check_supported(spec: oci.Spec) -> None:
     if proc.exec_cpu_affinity:
         raise UnsupportedError("process.execCPUAffinity: not supported yet")
     if spec.hooks is not None:
-        for name in ("prestart", "create_runtime", "create_container", "start_container"):
-            if getattr(spec.hooks, name):
-                raise UnsupportedError(f"hooks.{_camel(name)}: not supported yet (poststart "
-                                       "and poststop are)")
-        for stage in ("poststart", "poststop"):
-            for i, hook in enumerate(getattr(spec.hooks, stage)):
+        for name in ("prestart", "create_runtime", "create_container", "start_container",
+                     "poststart", "poststop"):
+            stage = _camel(name)
+            for i, hook in enumerate(getattr(spec.hooks, name)):
                 if not hook.path.startswith("/"):
                     raise SpecError(f"config.json: hooks.{stage}[{i}].path: {hook.path!r} "
                                     "must be absolute")
-                if not os.access(hook.path, os.X_OK):
+                # startContainer resolves in the container's root, createContainer in its
+                # mount namespace (which may mount over the host's path): not checkable here
+                if name not in ("create_container", "start_container") \
+                        and not os.access(hook.path, os.X_OK):
                     raise SpecError(f"config.json: hooks.{stage}[{i}].path: {hook.path}: "
                                     "not an executable file")
     linux = spec.linux
@@ -148,8 +165,19 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
                                 f"{e.strerror}") from None
             plan.join_fds.append(fd)
             add("setns", ops.setns(fd, NAMESPACE_FLAGS[t]), detail=f"{t} {ns.path}")
+    hooks = spec.hooks or oci.Hooks()
+    plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container)
+    try:
+        if hooks.create_container:
+            plan.state_fds["creating"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
+        if hooks.start_container:
+            plan.state_fds["created"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
+    except OSError:
+        plan.close()
+        raise
     # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
-    add("fds", ops.close_fds_except((sync_fd, fifo_fd, *plan.join_fds)))
+    add("fds", ops.close_fds_except((sync_fd, fifo_fd, *plan.join_fds,
+                                     *plan.state_fds.values())))
     cg = ns_types.get("cgroup")
     if cg is not None and not cg.path:
         add("unshare", ops.unshare(s.CLONE_NEWCGROUP), detail="cgroup namespace")
@@ -173,6 +201,13 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
         raise UnsupportedError("linux.namespaces: a container without a mount namespace is "
                                "not supported")
     rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir)
+    if plan.hook_sync:
+        # runc's order: mounts done, then prestart + createRuntime in the parent, then
+        # createContainer from the init (cwd: the rootfs), then pivot_root
+        stop = [ops.Step("hooks", *ops.sync(sync_fd, sync.HOOKS, sync.CONTINUE), "")]
+        stop += _hook_steps("createContainer", hooks.create_container,
+                            plan.state_fds.get("creating", -1), rootfs.encode(), -1)
+        plan.insert_before("pivot_root", stop)
     process_steps(plan, spec, proc)
 
     add("fds", ops.cloexec_from(3))
@@ -189,11 +224,28 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
         # write, the FIFO read, umask, one sigaction and execve remain (runc's order)
         add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
     add("created", ops.report_created_and_wait(sync_fd, fifo_fd))
+    # runc: after the FIFO, as the container's user, in its root (and under its seccomp
+    # filter); a failure is also left in the FIFO for a `start` in another process
+    plan.steps += _hook_steps("startContainer", hooks.start_container,
+                              plan.state_fds.get("created", -1), None, fifo_fd)
     umask = proc.user.umask if proc.user.umask is not None else 0o022
     add("exec", ops.execve(tuple(a.encode() for a in proc.args),
                            tuple(k + b"=" + v for k, v in env.items()), umask),
         detail=repr(proc.args[0]))
     return plan
+
+
+def _hook_steps(stage: str, hooks: list[oci.Hook], state_fd: int, cwd: bytes | None,
+                report_fd: int) -> list[ops.Step]:
+    """One HOOK op per hook the init runs itself (createContainer, startContainer)."""
+    steps = []
+    for i, h in enumerate(hooks):
+        argv = tuple(a.encode() for a in (h.args or [h.path]))
+        envp = tuple(e.encode() for e in h.env)
+        timeout_ms = (h.timeout or 0) * 1000
+        steps.append(ops.Step(f"hooks.{stage}[{i}]", *ops.hook(
+            h.path.encode(), argv, envp, cwd, state_fd, timeout_ms, report_fd), h.path))
+    return steps
 
 
 def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:

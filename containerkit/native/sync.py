@@ -4,6 +4,11 @@
 |--------|--------------------------------|------------------------------------------------|
 | P -> C | CGROUP                         | only without clone3: the parent wrote the pid  |
 |        |                                | to cgroup.procs; the child may go on           |
+| C -> P | HOOKS                          | mounts done, before pivot_root (only with      |
+|        |                                | prestart/createRuntime/createContainer hooks): |
+|        |                                | the init waits; the parent fills the hook      |
+|        |                                | state files, runs prestart + createRuntime     |
+| P -> C | CONTINUE                       | the init goes on (createContainer, pivot_root) |
 | C -> P | CREATED                        | setup done; the init blocks on exec.fifo       |
 | C -> P | ERROR\0step\0errno\0detail      | a step failed; the child _exits right after    |
 | C -> P | end of file                    | after CREATED: execve ran (the socket is       |
@@ -11,7 +16,12 @@
 
 ``start`` (possibly in another process) releases the init by writing one byte to the
 FIFO ``<state>/exec.fifo`` that the init holds open O_RDWR; it opens the FIFO with
-O_WRONLY|O_NONBLOCK, so a dead init shows as ENXIO instead of a hang.
+O_WRONLY|O_NONBLOCK, so a dead init shows as ENXIO instead of a hang. With
+startContainer hooks, a failing hook's ERROR message also goes into the FIFO, and a
+``start`` that did not create the init reads it there (``release(report=True)``).
+
+An ERROR whose step is a hook (``hooks.<stage>[i]``) carries errno 1000 when its detail
+is the whole message ("path: exited with status 1: last line of output").
 """
 
 from __future__ import annotations
@@ -22,6 +32,9 @@ from _socket import AF_UNIX, SOCK_SEQPACKET, socket, socketpair
 from ..errors import ContainerkitError, SetupError
 
 CREATED = b"CREATED"
+HOOKS = b"HOOKS"
+CONTINUE = b"CONTINUE"
+HOOK_FAILED = 1000
 CGROUP = b"CGROUP"
 ERROR = b"ERROR"
 MAX_MESSAGE = 4096
@@ -48,8 +61,21 @@ def read_message(sock: socket) -> bytes:
 
 def raise_if_error(msg: bytes) -> None:
     if msg.startswith(ERROR + b"\0"):
-        _, step, err, detail = msg.split(b"\0", 3)
-        raise SetupError(step.decode(), int(err), detail.decode(errors="replace"))
+        _, bstep, berr, bdetail = msg.split(b"\0", 3)
+        step, err, detail = bstep.decode(), int(berr), bdetail.decode(errors="replace")
+        if step.startswith("hooks."):
+            why = "" if err == HOOK_FAILED else f": {os.strerror(err).lower()}"
+            raise ContainerkitError(f"{step}: {detail}{why}")
+        raise SetupError(step, err, detail)
+
+
+def expect(sock: socket, wanted: bytes) -> None:
+    """The next message must be ``wanted`` (or an ERROR, raised)."""
+    msg = read_message(sock)
+    raise_if_error(msg)
+    if msg != wanted:
+        raise ContainerkitError(f"container init: expected {wanted.decode()} on the sync "
+                                f"socket, got {msg[:40]!r}")
 
 
 def expect_created(sock: socket) -> None:
@@ -59,8 +85,10 @@ def expect_created(sock: socket) -> None:
         raise ContainerkitError("container init exited during setup without a report")
 
 
-def release(fifo_path: str) -> None:
-    """Let a created init go on to execve (the OCI ``start``)."""
+def release(fifo_path: str, report: bool = False) -> None:
+    """Let a created init go on to execve (the OCI ``start``). With ``report``, wait
+    until the init exec'd or exited and raise the ERROR it left in the FIFO (a failing
+    startContainer hook)."""
     try:
         fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -70,8 +98,36 @@ def release(fifo_path: str) -> None:
         if e.errno == 6:  # ENXIO: no reader, the init is gone
             raise ContainerkitError("container init is no longer running") from None
         raise
+    rfd = -1
     try:
+        if report:
+            # a reader that sees POLLHUP once the init's O_RDWR end is gone (execve closes
+            # it, or exit); the kernel reports that hang-up only to a reader opened before
+            # a writer: hence the second writer, opened after it
+            rfd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.close(fd)
+            fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         os.write(fd, b"0")
+    except BaseException:
+        if rfd >= 0:
+            os.close(rfd)
+        raise
     finally:
         os.close(fd)
     os.unlink(fifo_path)
+    if rfd >= 0:
+        try:
+            _wait_hangup(rfd)
+            data = os.read(rfd, MAX_MESSAGE)
+        finally:
+            os.close(rfd)
+        raise_if_error(data)
+
+
+def _wait_hangup(fd: int) -> None:
+    import select
+
+    poller = select.poll()
+    poller.register(fd, 0)          # POLLHUP only: the "0" byte must stay for the init
+    while not poller.poll():
+        pass

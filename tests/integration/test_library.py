@@ -401,7 +401,7 @@ def test_missing_bundle_and_config(tmp_path: Any, state_root: str) -> None:
                                           "minor": 3}]), "not under /dev"),
     (lambda c: c["mounts"].append({"destination": "/x", "type": "bind",
                                    "source": "/no/such/dir"}), "mounts"),
-    (lambda c: c.update(hooks={"prestart": [{"path": "/bin/true"}]}), "hooks"),
+    (lambda c: c.update(hooks={"createContainer": [{"path": "rel/hook"}]}), "absolute"),
 ])
 def test_refused_specs_leave_nothing(make_bundle: Callable[..., str], state_root: str,
                                      edit: Callable[[dict[str, Any]], None], match: str) -> None:
