@@ -54,7 +54,8 @@ enum ck_opcode {
     CK_OP_IOPRIO = 32,
     CK_OP_SCHED = 33,
     CK_OP_SYNC = 34,
-    CK_OP_HOOK = 35
+    CK_OP_HOOK = 35,
+    CK_OP_BECOME_ROOT = 36
 };
 
 struct ck_op {
@@ -496,16 +497,31 @@ static int ck_close_fds(const unsigned int *keep, int n)
     return ck_close_range(first, ~0U, 0);
 }
 
-static int ck_wait_parent(int sync_fd)
+/* Block until the parent sends the message ``expect`` (sync.py's table). */
+static int ck_wait_parent(int sync_fd, const char *expect)
 {
     char buf[64];
+    size_t len = strlen(expect);
     long n = ck_read(sync_fd, buf, sizeof(buf));
 
     if (n < 0)
         return (int)n;
-    if (n != 6 || memcmp(buf, "CGROUP", 6) != 0)
+    if ((size_t)n != len || memcmp(buf, expect, len) != 0)
         return -EPROTO;                 /* not what the protocol table says */
     return 0;
+}
+
+/* In a new user namespace whose maps the parent just wrote: become its root (uid and
+ * gid 0 inside, i.e. the mapped host ids), so that files are made as the mapped ids
+ * and not as the unmapped creator. The creator of a user namespace holds every
+ * capability in it, and going from an unmapped id to the namespace's root keeps them. */
+static int ck_become_root(void)
+{
+    int rc = (int)ck_sys(SYS_setresgid, 0, 0, 0, 0, 0);
+
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_setresuid, 0, 0, 0, 0, 0);
+    return rc;
 }
 
 static int ck_write_file(const char *path, const char *text)
@@ -744,10 +760,12 @@ static int ck_capbset_drop(unsigned long long caps)
 /* Supplementary groups, then gid, then uid (after which no other id can change). A
  * non-root uid keeps the permitted set through setuid (PR_SET_KEEPCAPS), so that
  * CK_OP_CAPS can still set what the spec asks for. */
-static int ck_set_user(uid_t uid, gid_t gid, int change_ids, const unsigned int *groups,
-                       int ngroups)
+static int ck_set_user(uid_t uid, gid_t gid, int change_ids, int keep_groups,
+                       const unsigned int *groups, int ngroups)
 {
-    int rc = (int)ck_sys(SYS_setgroups, ngroups, groups, 0, 0, 0);
+    /* keep_groups: a user namespace whose setgroups is "deny" (an unprivileged
+     * parent's) refuses even an empty list; the init has none there anyway */
+    int rc = keep_groups ? 0 : (int)ck_sys(SYS_setgroups, ngroups, groups, 0, 0, 0);
 
     if (rc < 0 || !change_ids)
         return rc;
@@ -833,7 +851,8 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
 
 /* One op; 0, or -errno on failure. Fields per op (unused ones are zero/NULL):
  *   RESET_SIGNALS                       STDIO i[0..2] = fds for 0, 1, 2
- *   WAIT_PARENT i[0] = sync fd          SETNS i[0] = ns fd, i[1] = nstype
+ *   WAIT_PARENT i[0] = sync fd, s[0] = the message (NULL: "CGROUP")
+ *   BECOME_ROOT                         SETNS i[0] = ns fd, i[1] = nstype
  *   CLOSE_FDS ids = sorted fds to keep  UNSHARE i[0] = flags
  *   WRITE_FILE s[0] = path, s[1] = text SETHOSTNAME, SETDOMAINNAME s[0]
  *   LOOPBACK_UP
@@ -844,7 +863,7 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   SYMLINK s[0] = target, s[1] = link  READONLY s[0]; i[0] = bind onto itself first
  *   RLIMIT i[0..2] = resource, soft, hard
  *   CAPBSET_DROP i[0] = caps (bit mask)
- *   SET_USER i[0..2] = uid, gid, change uid/gid; ids = supplementary gids
+ *   SET_USER i[0..3] = uid, gid, change uid/gid, skip setgroups; ids = supplementary gids
  *   CAPS i[0..3] = effective, permitted, inheritable, ambient (bit masks)
  *   NO_NEW_PRIVS                        CLOEXEC_FROM i[0] = first fd
  *   FIND_EXEC argv = candidate paths    CREATED i[0] = sync fd, i[1] = exec.fifo fd
@@ -1103,7 +1122,8 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     switch (op->code) {
     case CK_OP_RESET_SIGNALS:  return ck_reset_signals();
     case CK_OP_STDIO:          return ck_stdio(i);
-    case CK_OP_WAIT_PARENT:    return ck_wait_parent((int)i[0]);
+    case CK_OP_WAIT_PARENT:    return ck_wait_parent((int)i[0], s[0] ? s[0] : "CGROUP");
+    case CK_OP_BECOME_ROOT:    return ck_become_root();
     case CK_OP_SETNS:          return (int)ck_sys(SYS_setns, (int)i[0], (int)i[1], 0, 0, 0);
     case CK_OP_CLOSE_FDS:      return ck_close_fds(op->ids, op->nids);
     case CK_OP_UNSHARE:        return (int)ck_sys(SYS_unshare, (int)i[0], 0, 0, 0, 0);
@@ -1131,7 +1151,8 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_RLIMIT:         return ck_setrlimit((int)i[0], i[1], i[2]);
     case CK_OP_CAPBSET_DROP:   return ck_capbset_drop((unsigned long long)i[0]);
     case CK_OP_SET_USER:
-        return ck_set_user((uid_t)i[0], (gid_t)i[1], i[2] != 0, op->ids, op->nids);
+        return ck_set_user((uid_t)i[0], (gid_t)i[1], i[2] != 0, i[3] != 0, op->ids,
+                           op->nids);
     case CK_OP_CAPS:
         return ck_caps((unsigned long long)i[0], (unsigned long long)i[1],
                        (unsigned long long)i[2], (unsigned long long)i[3]);
@@ -1358,6 +1379,8 @@ static int ck_vm_ok(unsigned long long flags, const struct ck_op *ops, int nops)
             if (ops[k].s[0] == NULL || strncmp(ops[k].s[0], "/proc/sys/", 10) != 0)
                 return 0;
             break;
+        case CK_OP_BECOME_ROOT:         /* changes the ids: see SET_USER */
+            return 0;
         case CK_OP_SET_USER:
             if (i[2] && ((uid_t)i[0] != geteuid() || (gid_t)i[1] != getegid()))
                 return 0;

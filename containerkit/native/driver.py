@@ -22,11 +22,13 @@ from typing import IO, TYPE_CHECKING
 
 from .. import syscalls
 from ..cgroups import Cgroup, container_cgroup_path
-from ..errors import ContainerkitError
+from ..errors import ContainerkitError, UnsupportedError
 from ..process import Process
 from . import sync
 
 if TYPE_CHECKING:
+    from _socket import socket
+
     from ..container import Container
     from .plan import Plan
 
@@ -74,6 +76,15 @@ class NativeDriver:
         from .ops import OpArray
         from .plan import build
 
+        cgroup: Cgroup | None = self.cgroup_for(container)
+        if not _may_create(cgroup):
+            asked = _asked_resources(container.spec.linux)
+            if asked:
+                raise UnsupportedError(
+                    f"linux.resources.{asked}: this unprivileged user cannot create a "
+                    f"cgroup under {os.path.dirname(cgroup.path)} (no cgroup delegation); "
+                    "remove linux.resources or delegate a cgroup")
+            cgroup = None       # rootless without delegation, as runc's rootless mode
         fifo = container.statedir.fifo_path
         os.mkfifo(fifo, 0o600)
         fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # a reader+writer: reads block
@@ -81,28 +92,29 @@ class NativeDriver:
         cgroup_fd = -1
         plan = None
         pid = None
-        cgroup = self.cgroup_for(container)
         try:
             stdio = (_fd(container.stdin, 0), _fd(container.stdout, 1), _fd(container.stderr, 2))
-            into_cgroup = syscalls.clone3_into_cgroup()
+            into_cgroup = cgroup is not None and syscalls.clone3_into_cgroup()
             plan = build(container.spec, rootfs=container.rootfs, bundle=container.bundle,
-                         cgroup_dir=cgroup.path, sync_fd=child_sock.fileno(), fifo_fd=fifo_fd,
-                         stdio=stdio, placed_in_cgroup=into_cgroup)
+                         cgroup_dir=cgroup.path if cgroup is not None else "",
+                         sync_fd=child_sock.fileno(), fifo_fd=fifo_fd,
+                         stdio=stdio, placed_in_cgroup=into_cgroup or cgroup is None)
             ops = OpArray(plan.steps)
-            cgroup_fd = cgroup.create()
-            # recorded before anything runs in it: a create killed half-way is cleaned up
-            # by remove_abandoned (delete --force) through this link
-            os.symlink(cgroup.path, os.path.join(container.statedir.path, "cgroup"))
             linux = container.spec.linux
-            if linux is not None and linux.resources is not None:
-                cgroup.set_resources(linux.resources)   # limits hold from the first instruction
-            cgroup.set_devices(linux)                   # runc's default list even without rules
+            if cgroup is not None:
+                cgroup_fd = cgroup.create()
+                # recorded before anything runs in it: a create killed half-way is cleaned
+                # up by remove_abandoned (delete --force) through this link
+                os.symlink(cgroup.path, os.path.join(container.statedir.path, "cgroup"))
+                if linux is not None and linux.resources is not None:
+                    cgroup.set_resources(linux.resources)   # limits hold from the start
+                cgroup.set_devices(linux)   # runc's default list even without rules
             pid, pidfd, placed, memory = syscalls.spawn(
                 plan.clone_flags, cgroup_fd if into_cgroup else -1, ops.ops,
                 child_sock.fileno(), share_mm=self.share_memory and not _memory_limited(linux))
         except BaseException:
             parent_sock.close()
-            if cgroup_fd >= 0:
+            if cgroup is not None and cgroup_fd >= 0:
                 cgroup.remove()
             raise
         finally:
@@ -119,9 +131,11 @@ class NativeDriver:
             if placed != into_cgroup:   # clone3 vanished since the probe: the plan is wrong
                 raise ContainerkitError("clone3: CLONE_INTO_CGROUP was probed but not "
                                         "available at the clone")
-            if not placed:              # the child waits in "wait for cgroup"
+            if cgroup is not None and not placed:   # the child waits in "wait for cgroup"
                 cgroup.add(pid)
-                parent_sock.send(sync.CGROUP)
+                sync.send(parent_sock, sync.CGROUP)
+            if plan.id_maps is not None:            # the child waits in "user namespace"
+                _map_user_namespace(pid, plan, parent_sock)
             _fill_hook_states(container, plan, pid)
             if plan.hook_sync:
                 sync.expect(parent_sock, sync.HOOKS)
@@ -133,11 +147,12 @@ class NativeDriver:
             process.signal(signal.SIGKILL)
             process.wait()
             _release_memory(container)
-            cgroup.remove()
+            if cgroup is not None:
+                cgroup.remove()
             raise
         finally:
             plan.close_states()
-        container.cgroup_path = cgroup.path
+        container.cgroup_path = cgroup.path if cgroup is not None else ""
         container._sync = parent_sock
         return process
 
@@ -200,6 +215,50 @@ def _runtime_hooks(container: Container, pid: int) -> None:
     state = _hook_state(container, "creating", pid)
     runner.run("prestart", hooks.prestart, state)
     runner.run("createRuntime", hooks.create_runtime, state)
+
+
+def _map_user_namespace(pid: int, plan: Plan, sock: socket) -> None:
+    """Write the new user namespace's maps (and the init's oom_score_adj, which needs
+    host capabilities), then let the init go on. A child that already failed (an
+    earlier step) is reported as such, not as a failed write."""
+    from . import userns
+
+    assert plan.id_maps is not None
+    try:
+        userns.write(pid, plan.id_maps)
+        if plan.oom_score_adj is not None:
+            with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+                f.write(str(plan.oom_score_adj))
+    except (OSError, ContainerkitError):
+        sync.raise_if_pending_error(sock)
+        raise
+    sync.send(sock, sync.IDMAPPED)
+
+
+def _asked_resources(linux: object) -> str:
+    """The first linux.resources field that needs a cgroup ('' when none does; the
+    devices rules are not cgroup-enforced here: nothing but the listed devices is made)."""
+    res = getattr(linux, "resources", None)
+    if res is None:
+        return ""
+    for key, value in res.to_dict().items():
+        if key != "devices" and value not in (None, [], {}):
+            return key
+    return ""
+
+
+def _may_create(cgroup: Cgroup) -> bool:
+    """False when an unprivileged (rootless) caller cannot create the container's cgroup
+    (no delegation): like runc's rootless mode it then runs without one, but only when no
+    resources are asked (the caller checks)."""
+    from .userns import rootless
+
+    if not rootless():
+        return True
+    path = cgroup.path
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return os.access(path, os.W_OK | os.X_OK)
 
 
 def _memory_limited(linux: object) -> bool:

@@ -52,9 +52,16 @@ def stdio(fds: tuple[int, int, int]) -> Op:
     return lib.CK_OP_STDIO, Args(i=fds)
 
 
-def wait_parent(sync_fd: int) -> Op:
-    """Block until the parent sends CGROUP (only without CLONE_INTO_CGROUP)."""
-    return lib.CK_OP_WAIT_PARENT, Args(i=(sync_fd,))
+def wait_parent(sync_fd: int, message: bytes = b"CGROUP") -> Op:
+    """Block until the parent sends ``message`` (sync.py): CGROUP (only without
+    CLONE_INTO_CGROUP), IDMAPPED (a new user namespace's maps are written)."""
+    return lib.CK_OP_WAIT_PARENT, Args(s=(message,), i=(sync_fd,))
+
+
+def become_root() -> Op:
+    """setresgid(0, 0, 0), setresuid(0, 0, 0): the init becomes root of its new user
+    namespace (the mapped host ids) once the parent wrote the maps."""
+    return lib.CK_OP_BECOME_ROOT, Args()
 
 
 def setns(fd: int, nstype: int) -> Op:
@@ -152,10 +159,13 @@ def capbset_drop(caps: int) -> Op:
     return lib.CK_OP_CAPBSET_DROP, Args(i=(caps,))
 
 
-def set_user(uid: int, gid: int, groups: list[int], change_ids: bool) -> Op:
-    """setgroups(groups); when ``change_ids``: setgid, PR_SET_KEEPCAPS (for a non-root
+def set_user(uid: int, gid: int, groups: list[int], change_ids: bool,
+             keep_groups: bool = False) -> Op:
+    """setgroups(groups) (not with ``keep_groups``: a user namespace whose setgroups is
+    "deny" refuses it); when ``change_ids``: setgid, PR_SET_KEEPCAPS (for a non-root
     uid, so that the capabilities op still finds a permitted set), setuid."""
-    return lib.CK_OP_SET_USER, Args(i=(uid, gid, int(change_ids)), ids=tuple(groups))
+    return lib.CK_OP_SET_USER, Args(i=(uid, gid, int(change_ids), int(keep_groups)),
+                                    ids=tuple(groups))
 
 
 def set_caps(effective: int, permitted: int, inheritable: int, ambient: int) -> Op:

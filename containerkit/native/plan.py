@@ -15,7 +15,7 @@ import os
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
-from . import ops, sync
+from . import ops, sync, timens, userns
 from .identity import process_steps
 from .rootfs import rootfs_steps
 from .seccomp import compile_filter
@@ -25,7 +25,7 @@ NAMESPACE_FLAGS = {
     "ipc": s.CLONE_NEWIPC, "uts": s.CLONE_NEWUTS, "cgroup": s.CLONE_NEWCGROUP,
     "user": s.CLONE_NEWUSER, "time": s.CLONE_NEWTIME,
 }
-JOINABLE = ("network", "ipc", "uts", "cgroup")
+JOINABLE = ("network", "ipc", "uts", "cgroup", "time")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -39,6 +39,11 @@ class Plan:
         self.join_fds: list[int] = []
         self.hook_sync = False              # the init stops at HOOKS (sync.py)
         self.state_fds: dict[str, int] = {}  # status -> memfd the hooks read the state from
+        # a new user namespace: the maps the parent writes while the init waits
+        # (IDMAPPED), and the oom_score_adj it writes for the init (the init's own write
+        # would need host capabilities it no longer has)
+        self.id_maps: userns.IdMaps | None = None
+        self.oom_score_adj: int | None = None
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
@@ -99,17 +104,23 @@ def check_supported(spec: oci.Spec) -> None:
     linux = spec.linux
     if linux is None:
         return
+    new_userns = False
     for ns in linux.namespaces:
-        if ns.type in ("user", "time"):
-            raise UnsupportedError(f"linux.namespaces: {ns.type} namespaces are not supported yet")
         if ns.path and ns.type not in JOINABLE:
             raise UnsupportedError(
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
-    for name in ("intel_rdt", "memory_policy", "time_offsets", "mount_label", "net_devices"):
+        new_userns = new_userns or (ns.type == "user" and not ns.path)
+    if new_userns:
+        joined = [ns.type for ns in linux.namespaces if ns.path]
+        if joined:
+            # the init is cloned into its new user namespace and then has no capability
+            # over namespaces that an outer user namespace owns: setns would fail
+            raise UnsupportedError(
+                f"linux.namespaces: joining a {joined[0]} namespace by path together with "
+                "a new user namespace is not supported yet")
+    for name in ("intel_rdt", "memory_policy", "mount_label", "net_devices"):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
-    if linux.uid_mappings or linux.gid_mappings:
-        raise UnsupportedError("linux.uidMappings: user namespaces are not supported yet")
 
 
 def _lsm_refusal(field: str, lsm: str) -> str:
@@ -143,17 +154,39 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     linux = spec.linux or oci.Linux()
     ns_types = {ns.type: ns for ns in linux.namespaces}
 
+    new = {t for t, ns in ns_types.items() if not ns.path}
+    id_maps = userns.check(linux, "user" in new)
+    time_ns = ns_types.get("time")
+    offsets = timens.offsets_text(linux, "time" in new, time_ns is not None
+                                  and bool(time_ns.path))
     flags = 0
-    for t, ns in ns_types.items():
-        if not ns.path and t != "cgroup":        # cgroup ns: unshared once inside the cgroup
-            flags |= NAMESPACE_FLAGS[t]
+    for t in new - {"cgroup", "time"}:
+        # cgroup ns: unshared once inside the cgroup; time ns: unshared by the init,
+        # which enters it at execve, after its offsets are written (timens.py)
+        flags |= NAMESPACE_FLAGS[t]
     plan = Plan(clone_flags=flags)
+    plan.id_maps = id_maps
     add = plan.add
 
     add("reset signals", ops.reset_signals())
     add("stdio", ops.stdio(stdio))
     if not placed_in_cgroup:
         add("wait for cgroup", ops.wait_parent(sync_fd))
+    if "time" in new:
+        # before the user namespace's root takes over: once the init changed its ids it is
+        # not dumpable and its /proc files belong to the host's root until execve
+        add("unshare", ops.unshare(s.CLONE_NEWTIME), detail="time namespace")
+        if offsets:
+            add("timeOffsets", ops.write_file(b"/proc/self/timens_offsets", offsets),
+                detail=offsets.decode().strip().replace("\n", ", "))
+    if id_maps is not None:
+        add("user namespace", ops.wait_parent(sync_fd, sync.IDMAPPED),
+            detail="wait for uid_map/gid_map")
+        add("user namespace", ops.become_root(), detail="setresuid/setresgid 0")
+        if id_maps.deny_setgroups and proc.user.additional_gids:
+            raise UnsupportedError(
+                "process.user.additionalGids: needs setgroups(2), which the kernel denies "
+                "in a user namespace that an unprivileged user maps")
     for t in JOINABLE:
         ns = ns_types.get(t)
         if ns is not None and ns.path:
@@ -181,7 +214,9 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     cg = ns_types.get("cgroup")
     if cg is not None and not cg.path:
         add("unshare", ops.unshare(s.CLONE_NEWCGROUP), detail="cgroup namespace")
-    if proc.oom_score_adj is not None:
+    if proc.oom_score_adj is not None and id_maps is not None:
+        plan.oom_score_adj = proc.oom_score_adj
+    elif proc.oom_score_adj is not None:
         add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
                                           str(proc.oom_score_adj).encode()),
             detail=str(proc.oom_score_adj))

@@ -41,6 +41,8 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
     add("rootfs propagation", ops.mount(None, b"/", None, PROPAGATION[prop]), detail=prop)
     add("rootfs bind", ops.mount(broot, broot, None, s.MS_BIND | s.MS_REC), detail=rootfs)
 
+    in_userns = plan.id_maps is not None
+    own_netns = any(ns.type == "network" and not ns.path for ns in linux.namespaces)
     dev_is_tmpfs = False
     for i, m in enumerate(spec.mounts):
         field = f"mounts[{i}]"
@@ -55,6 +57,16 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
         fstype = m.type or ("bind" if opts.is_bind else "")
         if os.path.normpath(dest) == "/dev" and fstype == "tmpfs":
             dev_is_tmpfs = True
+        if fstype == "sysfs" and in_userns and not own_netns:
+            # sysfs needs a network namespace of the user namespace's own: bind the
+            # host's instead, as runc does (with the mount's flags, ro among them)
+            fstype, m = "bind", _host_bind(m, "/sys")
+            opts = parse_mount_options(["rbind", *(m.options or [])], field)
+        if fstype in ("cgroup", "cgroup2") and not cgroup_dir:
+            # no cgroup of its own (rootless without delegation): the host's tree,
+            # read-only as the spec's options say (runc's rootless fallback)
+            fstype, m = "bind", _host_bind(m, "/sys/fs/cgroup")
+            opts = parse_mount_options(["rbind", *(m.options or [])], field)
         if opts.is_bind or fstype == "bind":
             source = m.source or ""
             if not source.startswith("/"):
@@ -90,8 +102,11 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
     devdir = os.path.join(rootfs, "dev").encode()
     if dev_is_tmpfs:
         for name, major, minor in DEFAULT_DEVICES:
-            add("mknod", ops.make_device(devdir + b"/" + name.encode(), 0o020666,
-                                         os.makedev(major, minor), 0, 0),
+            node = devdir + b"/" + name.encode()
+            if in_userns:
+                _bind_device(plan, f"/dev/{name}", node)
+                continue
+            add("mknod", ops.make_device(node, 0o020666, os.makedev(major, minor), 0, 0),
                 detail=f"/dev/{name}")
         for target, name in DEV_SYMLINKS:
             add("symlink", ops.symlink(target, devdir + b"/" + name),
@@ -108,6 +123,9 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
         mode = kind | ((d.file_mode if d.file_mode is not None else 0o666) & 0o7777)
         host = secure_join(rootfs, d.path).encode()
         add("mkdir", ops.mkdirs(os.path.dirname(host)), detail=os.path.dirname(d.path))
+        if in_userns:
+            _bind_device(plan, d.path, host, f"config.json: {field}.path")
+            continue
         add("mknod", ops.make_device(host, mode, os.makedev(d.major or 0, d.minor or 0),
                                      d.uid or 0, d.gid or 0), detail=d.path)
 
@@ -121,6 +139,19 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
         add("readonlyPaths", ops.remount_readonly(p.encode(), True), detail=p)
     if spec.root is not None and spec.root.readonly:
         add("root.readonly", ops.remount_readonly(b"/", False), detail="/")
+
+
+def _host_bind(m: oci.Mount, source: str) -> oci.Mount:
+    return oci.Mount(m.destination, "bind", source, list(m.options or []))
+
+
+def _bind_device(plan: Plan, path: str, node: bytes, field: str = "") -> None:
+    """In a user namespace mknod is refused: bind the host's node instead (runc does)."""
+    if field and not os.path.exists(path):
+        raise SpecError(f"{field}: {path}: no such device on the host to bind (mknod is "
+                        "not allowed in a user namespace)")
+    plan.add("mkfile", ops.make_file(node), detail=path)
+    plan.add("mount", ops.bind(path.encode(), node, s.MS_BIND), detail=f"{path} (bind)")
 
 
 IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",

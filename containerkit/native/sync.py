@@ -4,6 +4,10 @@
 |--------|--------------------------------|------------------------------------------------|
 | P -> C | CGROUP                         | only without clone3: the parent wrote the pid  |
 |        |                                | to cgroup.procs; the child may go on           |
+| P -> C | IDMAPPED                       | only with a new user namespace: the parent     |
+|        |                                | wrote /proc/<pid>/uid_map and gid_map (and     |
+|        |                                | setgroups "deny" when unprivileged); the init  |
+|        |                                | becomes root in it and goes on                 |
 | C -> P | HOOKS                          | mounts done, before pivot_root (only with      |
 |        |                                | prestart/createRuntime/createContainer hooks): |
 |        |                                | the init waits; the parent fills the hook      |
@@ -27,7 +31,7 @@ is the whole message ("path: exited with status 1: last line of output").
 from __future__ import annotations
 
 import os
-from _socket import AF_UNIX, SOCK_SEQPACKET, socket, socketpair
+from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_SEQPACKET, socket, socketpair
 
 from ..errors import ContainerkitError, SetupError
 
@@ -36,6 +40,7 @@ HOOKS = b"HOOKS"
 CONTINUE = b"CONTINUE"
 HOOK_FAILED = 1000
 CGROUP = b"CGROUP"
+IDMAPPED = b"IDMAPPED"
 ERROR = b"ERROR"
 MAX_MESSAGE = 4096
 
@@ -57,6 +62,26 @@ def read_message(sock: socket) -> bytes:
             return sock.recv(MAX_MESSAGE)
         except InterruptedError:
             continue
+
+
+def send(sock: socket, msg: bytes) -> None:
+    """One parent -> child message; a child that already exited (EPIPE) is left to
+    ``expect_created``, which reads its ERROR report."""
+    try:
+        sock.send(msg)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+def raise_if_pending_error(sock: socket) -> None:
+    """Raise the child's ERROR report if one is already queued (never blocks)."""
+    try:
+        msg = sock.recv(MAX_MESSAGE, MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return
+    raise_if_error(msg)
+    if not msg:
+        raise ContainerkitError("container init exited during setup without a report")
 
 
 def raise_if_error(msg: bytes) -> None:

@@ -393,7 +393,7 @@ def test_missing_bundle_and_config(tmp_path: Any, state_root: str) -> None:
     (lambda c: c["linux"]["resources"].update(cpu={"realtimeRuntime": 1000}),
      "linux.resources.cpu.realtimeRuntime"),
     (lambda c: c["process"].update(terminal=True), "process.terminal"),
-    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "user namespaces"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "user namespace needs"),
     (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_BOGUS"), "CAP_BOGUS"),
     (lambda c: c["process"]["rlimits"].append({"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}),
      "RLIMIT_BOGUS"),

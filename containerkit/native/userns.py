@@ -1,0 +1,146 @@
+"""A new user namespace's id maps: checked in the parent before the clone, written by the
+parent to ``/proc/<pid>/{setgroups,uid_map,gid_map}`` while the init waits (sync.py's
+IDMAPPED), as runc's nsexec does.
+
+The kernel's rules (``kernel/user_namespace.c``), checked here so that a bad map is a
+one-line error before anything exists: at most 340 lines, no empty or wrapping range, no
+two ranges that overlap on either side, every host id mapped in this process's own
+namespace, and, for a writer without CAP_SETUID/CAP_SETGID, one line of size 1 that maps
+its own euid/egid, with setgroups denied first (the only case where runc writes "deny";
+a privileged writer leaves "allow").
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from .. import spec as oci
+from ..errors import ContainerkitError, SpecError, UnsupportedError
+
+MAX_LINES = 340          # UID_GID_MAP_MAX_EXTENTS
+ID_LIMIT = 1 << 32       # ids are u32 and (u32)-1 is never valid
+CAP_SETGID = 6
+CAP_SETUID = 7
+
+
+class IdMaps(NamedTuple):
+    """What the parent writes for a new user namespace."""
+
+    uid_map: bytes
+    gid_map: bytes
+    deny_setgroups: bool   # an unprivileged writer: the kernel requires it for gid_map
+
+
+def _caps() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+
+
+def rootless() -> bool:
+    """Whether this process is unprivileged on the host: not root, or root of a user
+    namespace that does not map every id (as runc's ``--rootless auto`` decides)."""
+    if os.geteuid() != 0:
+        return True
+    try:
+        with open("/proc/self/uid_map") as f:
+            lines = f.read().split()
+    except OSError:
+        return False
+    return lines != ["0", "0", "4294967295"]
+
+
+def _own_ranges(kind: str) -> list[tuple[int, int]]:
+    """The host ids this process's user namespace maps, as merged [first, end) ranges."""
+    ranges = []
+    try:
+        with open(f"/proc/self/{kind}_map") as f:
+            for line in f:
+                _, lower, count = (int(x) for x in line.split())
+                ranges.append((lower, lower + count))
+    except OSError:
+        return [(0, ID_LIMIT - 1)]
+    ranges.sort()
+    merged: list[tuple[int, int]] = []
+    for first, end in ranges:
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((first, end))
+    return merged
+
+
+def _check(maps: list[oci.IDMapping], field: str, kind: str, privileged: bool,
+           own_id: int) -> bytes:
+    """The map file's text for ``maps``, or a SpecError/UnsupportedError naming the line."""
+    if not maps:
+        raise SpecError(f"config.json: {field}: a new user namespace needs at least one "
+                        "mapping")
+    if len(maps) > MAX_LINES:
+        raise SpecError(f"config.json: {field}: {len(maps)} mappings, the kernel takes at "
+                        f"most {MAX_LINES}")
+    for i, m in enumerate(maps):
+        if m.size == 0:
+            raise SpecError(f"config.json: {field}[{i}].size: must not be 0")
+        for name, first in (("containerID", m.container_id), ("hostID", m.host_id)):
+            if first + m.size >= ID_LIMIT:
+                raise SpecError(f"config.json: {field}[{i}]: {name} {first} + size {m.size} "
+                                f"goes past the last id {ID_LIMIT - 2}")
+        for j, other in enumerate(maps[:i]):
+            for name, a, b in (("containerID", m.container_id, other.container_id),
+                               ("hostID", m.host_id, other.host_id)):
+                if a < b + other.size and b < a + m.size:
+                    raise SpecError(f"config.json: {field}[{i}]: {name} range {a}-"
+                                    f"{a + m.size - 1} overlaps {field}[{j}]")
+    if not privileged:
+        m = maps[0]
+        if len(maps) != 1 or m.size != 1 or m.host_id != own_id:
+            raise UnsupportedError(
+                f"{field}: an unprivileged user can map only its own {kind} ({own_id}, "
+                f"one line of size 1); larger maps need newuidmap/newgidmap, which "
+                "containerkit does not use yet")
+    else:
+        own = _own_ranges(kind)
+        for i, m in enumerate(maps):
+            if not any(lo <= m.host_id and m.host_id + m.size <= hi for lo, hi in own):
+                raise UnsupportedError(
+                    f"{field}[{i}]: host {kind}s {m.host_id}-{m.host_id + m.size - 1} are "
+                    "not all mapped in this process's own user namespace")
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode()
+
+
+def check(linux: oci.Linux, new_userns: bool) -> IdMaps | None:
+    """The maps to write for a new user namespace; refuses mappings without one."""
+    if not new_userns:
+        if linux.uid_mappings or linux.gid_mappings:
+            field = "uidMappings" if linux.uid_mappings else "gidMappings"
+            raise SpecError(f"config.json: linux.{field}: set, but linux.namespaces has no "
+                            "new user namespace (one joined by path keeps its own maps)")
+        return None
+    caps = _caps()
+    uid_priv = bool(caps >> CAP_SETUID & 1)
+    gid_priv = bool(caps >> CAP_SETGID & 1)
+    return IdMaps(
+        _check(linux.uid_mappings, "linux.uidMappings", "uid", uid_priv, os.geteuid()),
+        _check(linux.gid_mappings, "linux.gidMappings", "gid", gid_priv, os.getegid()),
+        deny_setgroups=not gid_priv)
+
+
+def write(pid: int, maps: IdMaps) -> None:
+    """Write the maps of the user namespace the (waiting) child ``pid`` created."""
+    if maps.deny_setgroups:
+        _write(pid, "setgroups", b"deny", "linux.gidMappings")
+    _write(pid, "uid_map", maps.uid_map, "linux.uidMappings")
+    _write(pid, "gid_map", maps.gid_map, "linux.gidMappings")
+
+
+def _write(pid: int, name: str, data: bytes, field: str) -> None:
+    path = f"/proc/{pid}/{name}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, data)    # one write: the kernel takes a map only whole, once
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise ContainerkitError(f"{field}: writing {path}: {e.strerror}") from None

@@ -1,0 +1,341 @@
+"""User namespaces: the mapping seen from inside, files made through it as seen from the
+host, what the container's root still cannot do, refusals, and rootless runs by an
+unprivileged user."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from containerkit import (
+    Bundle,
+    NativeDriver,
+    SpecError,
+    UnsupportedError,
+    new_container,
+)
+from containerkit.busybox import make_rootfs
+
+pytestmark = pytest.mark.usefixtures("leak_check")
+
+HOST_BASE = 100000
+MAP = [{"containerID": 0, "hostID": HOST_BASE, "size": 65536}]
+ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_MKNOD", "CAP_SYS_ADMIN",
+            "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT"]
+
+
+@pytest.fixture(scope="module")
+def open_dir() -> Iterator[str]:
+    """A directory every user may traverse (pytest's tmp dirs are 0700 root): the
+    container's root is an unprivileged host uid and resolves its rootfs path itself."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    path = tempfile.mkdtemp(prefix="ck-userns-")
+    os.chmod(path, 0o755)
+    rootfs = make_rootfs(os.path.join(path, "rootfs"))
+    for d in ("data", "host", "mnt"):     # mount points: the mapped root cannot mkdir there
+        os.mkdir(os.path.join(rootfs, d))
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def userns_bundle(make_bundle: Callable[..., str], open_dir: str) -> Callable[..., str]:
+    def make(args: list[str], edit: Callable[[dict[str, Any]], None] | None = None) -> str:
+        def full(cfg: dict[str, Any]) -> None:
+            cfg["root"]["path"] = os.path.join(open_dir, "rootfs")
+            cfg["linux"]["namespaces"].append({"type": "user"})
+            cfg["linux"]["uidMappings"] = MAP
+            cfg["linux"]["gidMappings"] = MAP
+            if edit is not None:
+                edit(cfg)
+        return make_bundle(args, full)
+    return make
+
+
+def sh(script: str) -> list[str]:
+    return ["/bin/sh", "-c", textwrap.dedent(script)]
+
+
+def run(bundle: str, root: str, cid: str) -> tuple[int, str]:
+    config = Bundle(bundle, id=cid, root=root)
+    out = os.path.join(bundle, "out")
+    with open(out, "w+b") as f:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.stdout = f
+            c.stderr = f
+            c.create()
+            c.start()
+            status = c.wait(timeout=30)
+        f.seek(0)
+        return status or 0, f.read().decode()
+
+
+def test_root_inside_and_the_maps(userns_bundle: Callable[..., str], state_root: str) -> None:
+    bundle = userns_bundle(sh("""
+        echo ids=$(id -u):$(id -g)
+        cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups
+        readlink /proc/self/ns/user
+        """))
+    status, out = run(bundle, state_root, "userns-ids")
+    assert status == 0, out
+    assert "ids=0:0\n" in out
+    assert " ".join(out.split()).count(f"0 {HOST_BASE} 65536") == 2, out
+    assert "allow\n" in out                 # a privileged writer leaves setgroups alone
+    assert os.readlink("/proc/self/ns/user") not in out
+
+
+def test_files_are_made_as_the_mapped_host_ids(userns_bundle: Callable[..., str],
+                                               state_root: str, open_dir: str) -> None:
+    shared = tempfile.mkdtemp(prefix="share-", dir=open_dir)
+    os.chown(shared, HOST_BASE, HOST_BASE)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": shared,
+                              "options": ["rbind", "rw"]})
+        caps = cfg["process"]["capabilities"]
+        for k in ("bounding", "effective", "permitted"):
+            caps[k] = ["CAP_CHOWN"]
+
+    bundle = userns_bundle(sh("touch /data/f; mkdir /data/d; chown 5:6 /data/d; "
+                              "ls -ln /data"), edit)
+    status, out = run(bundle, state_root, "userns-files")
+    assert status == 0, out
+    f = os.stat(os.path.join(shared, "f"))
+    assert (f.st_uid, f.st_gid) == (HOST_BASE, HOST_BASE)
+    d = os.stat(os.path.join(shared, "d"))
+    assert (d.st_uid, d.st_gid) == (HOST_BASE + 5, HOST_BASE + 6)
+
+
+def test_container_root_is_not_host_root(userns_bundle: Callable[..., str],
+                                         state_root: str, open_dir: str) -> None:
+    """Even with every capability the spec can give, root in the user namespace cannot
+    touch a host root's file, nor make a device node, nor mount a host block device."""
+    host = tempfile.mkdtemp(prefix="rootowned-", dir=open_dir)   # 0700 root
+    os.chmod(host, 0o755)
+    secret = os.path.join(host, "file")
+    with open(secret, "w") as f:
+        f.write("host\n")
+    os.chmod(secret, 0o644)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        caps = cfg["process"]["capabilities"]
+        for k in ("bounding", "effective", "permitted"):
+            caps[k] = ALL_CAPS
+        cfg["mounts"].append({"destination": "/host", "type": "bind", "source": host,
+                              "options": ["rbind", "rw"]})
+
+    bundle = userns_bundle(sh("""
+        grep CapEff /proc/self/status
+        echo owned > /host/file 2>/dev/null && echo wrote || echo write-refused
+        chmod 777 /host/file 2>/dev/null && echo chmodded || echo chmod-refused
+        touch /host/new 2>/dev/null && echo created || echo create-refused
+        mknod /tmp/sda b 8 0 2>/dev/null && echo mknod-ok || echo mknod-refused
+        mount -t tmpfs none /mnt && echo tmpfs-mounted
+        """), edit)
+    status, out = run(bundle, state_root, "userns-notroot")
+    assert "CapEff:\t0000000000000000" not in out
+    assert "write-refused" in out and "chmod-refused" in out and "create-refused" in out
+    assert "mknod-refused" in out
+    assert "tmpfs-mounted" in out          # what its own mount namespace allows still works
+    with open(secret) as f:
+        assert f.read() == "host\n"
+    assert os.stat(secret).st_mode & 0o777 == 0o644
+    assert not os.path.exists(os.path.join(host, "new"))
+
+
+def test_devices_are_bound_and_sysfs_falls_back(userns_bundle: Callable[..., str],
+                                                state_root: str) -> None:
+    """mknod is refused in a user namespace: the default devices are the host's nodes,
+    bound; without a network namespace of its own sysfs cannot be mounted: /sys is the
+    host's, bound read-only (runc's rootless behaviour)."""
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "network"]
+        cfg["linux"]["devices"] = [{"path": "/dev/loop-control", "type": "c", "major": 10,
+                                    "minor": 237}] if os.path.exists("/dev/loop-control") \
+            else []
+
+    bundle = userns_bundle(sh("""
+        ls -l /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty
+        echo hi > /dev/null && echo null-ok
+        head -c 3 /dev/zero | od -An -tx1
+        ls /sys/kernel >/dev/null && echo sys-readable
+        touch /sys/kernel/x 2>/dev/null && echo sys-writable || echo sys-ro
+        awk '$5 == "/sys" {print $6}' /proc/self/mountinfo
+        ls -l /dev/loop-control 2>/dev/null
+        """), edit)
+    status, out = run(bundle, state_root, "userns-devices")
+    assert status == 0, out
+    for dev in ("null", "zero", "full", "random", "urandom", "tty"):
+        assert any(line.startswith("crw-rw-rw-") and line.endswith(f"/dev/{dev}")
+                   for line in out.splitlines()), (dev, out)
+    assert "null-ok" in out and " 00 00 00" in out
+    assert "sys-readable" in out and "sys-ro" in out
+    if os.path.exists("/dev/loop-control"):
+        assert "10, 237" in out
+
+
+def test_sysfs_mounts_with_an_own_network_namespace(userns_bundle: Callable[..., str],
+                                                    state_root: str) -> None:
+    bundle = userns_bundle(sh("ls /sys/class/net; grep ' /sys ' /proc/self/mountinfo"))
+    status, out = run(bundle, state_root, "userns-sysfs")
+    assert status == 0, out
+    assert out.split()[0] == "lo" and "eth0" not in out    # the container's own netns view
+    assert " - sysfs " in out
+
+
+def _many(n: int) -> list[dict[str, int]]:
+    return [{"containerID": i, "hostID": HOST_BASE + i, "size": 1} for i in range(n)]
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c["linux"].update(uidMappings=[]), r"linux\.uidMappings: a new user namespace"),
+    (lambda c: c["linux"].update(gidMappings=[]), r"linux\.gidMappings: a new user namespace"),
+    (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 1, "size": 0}]),
+     r"linux\.uidMappings\[0\]\.size: must not be 0"),
+    (lambda c: c["linux"].update(uidMappings=[
+        {"containerID": 0, "hostID": HOST_BASE, "size": 10},
+        {"containerID": 5, "hostID": 200000, "size": 10}]),
+     r"linux\.uidMappings\[1\]: containerID range 5-14 overlaps linux\.uidMappings\[0\]"),
+    (lambda c: c["linux"].update(gidMappings=[
+        {"containerID": 0, "hostID": HOST_BASE, "size": 10},
+        {"containerID": 100, "hostID": HOST_BASE + 9, "size": 1}]),
+     r"linux\.gidMappings\[1\]: hostID range"),
+    (lambda c: c["linux"].update(uidMappings=_many(341)), r"341 mappings.*at most 340"),
+    (lambda c: c["linux"].update(uidMappings=[
+        {"containerID": 0, "hostID": 4294967000, "size": 1000}]), r"goes past the last id"),
+    (lambda c: c["linux"].update(
+        namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "user"]),
+     r"linux\.uidMappings: set, but linux\.namespaces has no new user namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "ipc", "path": "/proc/1/ns/ipc"}),
+     None),
+])
+def test_bad_mappings_are_refused_before_the_clone(userns_bundle: Callable[..., str],
+                                                   state_root: str,
+                                                   edit: Callable[[dict[str, Any]], None],
+                                                   match: str | None) -> None:
+    def fix(c: dict[str, Any]) -> None:
+        edit(c)
+        if match is None:        # a duplicate ipc entry: make it the only one, joined
+            nss = [n for n in c["linux"]["namespaces"] if n["type"] != "ipc"]
+            c["linux"]["namespaces"] = nss + [{"type": "ipc", "path": "/proc/1/ns/ipc"}]
+
+    config = Bundle(userns_bundle(["true"], fix), id="userns-bad", root=state_root)
+    with pytest.raises((SpecError, UnsupportedError)) as info:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
+    msg = str(info.value)
+    assert "\n" not in msg
+    if match is None:
+        match = r"joining a ipc namespace by path together with a new user namespace"
+    import re
+    assert re.search(match, msg), msg
+
+
+# -- rootless: an unprivileged user runs `containerkit spec --rootless`'s config ------------
+
+NOBODY = 65534
+
+
+def _cli() -> list[str]:
+    script = os.path.join(os.path.dirname(sys.executable), "containerkit")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "containerkit"]
+
+
+def _as_nobody(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", "--inh-caps=-all", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+
+
+@pytest.fixture
+def rootless_bundle(open_dir: str) -> Iterator[str]:
+    """A bundle (and state root) owned by the unprivileged user, with the config that
+    ``containerkit spec --rootless`` writes for it."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    with open("/proc/sys/user/max_user_namespaces") as f:
+        if int(f.read()) == 0:
+            pytest.skip("user.max_user_namespaces is 0: no unprivileged user namespaces")
+    top = tempfile.mkdtemp(prefix="rootless-", dir=open_dir)
+    os.chmod(top, 0o755)
+    bundle = os.path.join(top, "bundle")
+    os.mkdir(bundle)
+    os.symlink(os.path.join(open_dir, "rootfs"), os.path.join(bundle, "rootfs"))
+    os.mkdir(os.path.join(top, "state"))
+    for p in (bundle, os.path.join(top, "state")):
+        os.chown(p, NOBODY, NOBODY)
+    res = _as_nobody([*_cli(), "spec", "--rootless"], bundle)
+    assert res.returncode == 0, res.stderr
+    yield bundle
+    shutil.rmtree(top)
+
+
+def _edit_config(bundle: str, fn: Callable[[dict[str, Any]], None]) -> None:
+    path = os.path.join(bundle, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    fn(cfg)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+
+
+def test_rootless_run_by_an_unprivileged_user(rootless_bundle: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["root"]["readonly"] = True
+        cfg["process"]["args"] = sh("""
+            echo ids=$(id -u):$(id -g) pid=$$
+            cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups
+            hostname
+            echo x > /dev/null && echo dev-ok
+            ls /sys/kernel > /dev/null && echo sys-ok
+            ls /sys/fs/cgroup > /dev/null && echo cgroup-ok
+            awk '$5 ~ "^/(proc|dev|sys)" {print $5}' /proc/self/mountinfo | sort -u | tr '\\n' ' '
+            """)
+
+    _edit_config(rootless_bundle, edit)
+    state = os.path.join(os.path.dirname(rootless_bundle), "state")
+    res = _as_nobody([*_cli(), "--root", state, "run", "rootless-run"], rootless_bundle)
+    assert res.returncode == 0, res.stderr + res.stdout
+    out = res.stdout
+    assert "ids=0:0 pid=1\n" in out
+    assert " ".join(out.split()).count(f"0 {NOBODY} 1") == 2 and "deny\n" in out
+    assert "runc\n" in out
+    assert "dev-ok" in out and "sys-ok" in out and "cgroup-ok" in out
+    for mnt in ("/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
+                "/sys/fs/cgroup"):
+        assert f"{mnt} " in out.splitlines()[-1], out
+    assert os.listdir(state) == []
+
+
+def test_rootless_refuses_resources_without_a_cgroup(rootless_bundle: str) -> None:
+    _edit_config(rootless_bundle, lambda c: c["linux"].update(
+        resources={"pids": {"limit": 10}}))
+    state = os.path.join(os.path.dirname(rootless_bundle), "state")
+    res = _as_nobody([*_cli(), "--root", state, "run", "rootless-res"], rootless_bundle)
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert "linux.resources.pids" in res.stderr and "delegat" in res.stderr
+    assert os.listdir(state) == []
+
+
+def test_rootless_refuses_a_map_of_another_uid(rootless_bundle: str) -> None:
+    _edit_config(rootless_bundle, lambda c: c["linux"].update(
+        uidMappings=[{"containerID": 0, "hostID": NOBODY, "size": 1},
+                     {"containerID": 1, "hostID": HOST_BASE, "size": 100}]))
+    state = os.path.join(os.path.dirname(rootless_bundle), "state")
+    res = _as_nobody([*_cli(), "--root", state, "run", "rootless-map"], rootless_bundle)
+    assert res.returncode == 1
+    assert "linux.uidMappings: an unprivileged user can map only its own uid" in res.stderr
+    assert os.listdir(state) == []
