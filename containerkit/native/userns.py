@@ -22,6 +22,7 @@ MAX_LINES = 340          # UID_GID_MAP_MAX_EXTENTS
 ID_LIMIT = 1 << 32       # ids are u32 and (u32)-1 is never valid
 CAP_SETGID = 6
 CAP_SETUID = 7
+CAP_SYS_ADMIN = 21
 
 
 class IdMaps(NamedTuple):
@@ -109,15 +110,36 @@ def _check(maps: list[oci.IDMapping], field: str, kind: str, privileged: bool,
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode()
 
 
-def check(linux: oci.Linux, new_userns: bool) -> IdMaps | None:
-    """The maps to write for a new user namespace; refuses mappings without one."""
+def _sysctl(name: str) -> str | None:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def check(linux: oci.Linux, new_userns: bool, in_userns: bool = False) -> IdMaps | None:
+    """The maps to write for a new user namespace; refuses mappings without one, and
+    says why when this host or this user cannot make the namespaces asked for.
+    ``in_userns``: the init joins a user namespace by path instead."""
+    caps = _caps()
     if not new_userns:
         if linux.uid_mappings or linux.gid_mappings:
             field = "uidMappings" if linux.uid_mappings else "gidMappings"
             raise SpecError(f"config.json: linux.{field}: set, but linux.namespaces has no "
                             "new user namespace (one joined by path keeps its own maps)")
+        if not caps >> CAP_SYS_ADMIN & 1 and not in_userns:
+            raise UnsupportedError(
+                "linux.namespaces: this process lacks CAP_SYS_ADMIN, so the container "
+                "needs a user namespace (containerkit spec --rootless writes one)")
         return None
-    caps = _caps()
+    if _sysctl("user/max_user_namespaces") == "0":
+        raise UnsupportedError("linux.namespaces: user namespaces are disabled on this host "
+                               "(sysctl user.max_user_namespaces = 0)")
+    if not caps >> CAP_SYS_ADMIN & 1 and _sysctl("kernel/unprivileged_userns_clone") == "0":
+        raise UnsupportedError("linux.namespaces: this host forbids user namespaces to "
+                               "unprivileged users (sysctl kernel.unprivileged_userns_clone "
+                               "= 0)")
     uid_priv = bool(caps >> CAP_SETUID & 1)
     gid_priv = bool(caps >> CAP_SETGID & 1)
     return IdMaps(

@@ -339,3 +339,18 @@ def test_rootless_refuses_a_map_of_another_uid(rootless_bundle: str) -> None:
     assert res.returncode == 1
     assert "linux.uidMappings: an unprivileged user can map only its own uid" in res.stderr
     assert os.listdir(state) == []
+
+
+def test_unprivileged_user_without_a_user_namespace_is_told_why(rootless_bundle: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "user"]
+        cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = []
+
+    _edit_config(rootless_bundle, edit)
+    state = os.path.join(os.path.dirname(rootless_bundle), "state")
+    res = _as_nobody([*_cli(), "--root", state, "run", "rootless-nouserns"], rootless_bundle)
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert "lacks CAP_SYS_ADMIN" in res.stderr and "--rootless" in res.stderr
+    assert os.listdir(state) == []
