@@ -902,12 +902,42 @@ static int ck_sched(const long long *i, const unsigned int *ids, int nids)
 /* Install the seccomp filter the parent compiled with libseccomp (a classic BPF
  * program, sent as 32-bit words: two per struct sock_filter). seccomp(2) directly:
  * nothing of libseccomp runs in the child. */
-static int ck_seccomp(unsigned int flags, const unsigned int *words, int nwords)
+static int ck_sync(int sync_fd, const char *send, const char *expect);
+
+/* With SECCOMP_FILTER_FLAG_NEW_LISTENER seccomp(2) returns the notify fd: it goes to
+ * the parent as "SECCOMP" with SCM_RIGHTS on sync_fd, and the init waits for CONTINUE
+ * (the agent must hold the fd before the init makes a notified call). */
+static int ck_seccomp(unsigned int flags, const unsigned int *words, int nwords, int sync_fd)
 {
     struct { unsigned short len; const void *filter; } prog = {
         (unsigned short)(nwords / 2), words };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr msg;
+    struct iovec iov;
+    struct cmsghdr *cmsg;
+    int fd, rc;
 
-    return (int)ck_sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags, &prog, 0, 0);
+    fd = (int)ck_sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags, &prog, 0, 0);
+    if (fd < 0 || !(flags & 8 /* SECCOMP_FILTER_FLAG_NEW_LISTENER */))
+        return fd < 0 ? fd : 0;
+    memset(&msg, 0, sizeof(msg));
+    memset(&control, 0, sizeof(control));
+    iov.iov_base = (void *)"SECCOMP";
+    iov.iov_len = 7;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    rc = (int)ck_sys(SYS_sendmsg, sync_fd, &msg, 0, 0, 0);
+    ck_close(fd);
+    if (rc < 0)
+        return rc;
+    return ck_sync(sync_fd, NULL, "CONTINUE");
 }
 
 
@@ -1162,7 +1192,8 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_FIND_EXEC:      return ck_find_exec(op->argv, &child->found);
     case CK_OP_CREATED:        return ck_created((int)i[0], (int)i[1]);
     case CK_OP_EXECVE:         return ck_execve(child->found, op->argv, op->envp, (mode_t)i[0]);
-    case CK_OP_SECCOMP:        return ck_seccomp((unsigned int)i[0], op->ids, op->nids);
+    case CK_OP_SECCOMP:
+        return ck_seccomp((unsigned int)i[0], op->ids, op->nids, (int)i[1]);
     case CK_OP_PERSONALITY:
         return (int)ck_sys(SYS_personality, (unsigned long)i[0], 0, 0, 0, 0);
     case CK_OP_IOPRIO:         /* IOPRIO_WHO_PROCESS, this process */

@@ -27,8 +27,10 @@ from ..process import Process
 from . import sync
 
 if TYPE_CHECKING:
+    import _socket
     from _socket import socket
 
+    from .. import spec as oci
     from ..container import Container
     from .plan import Plan
 
@@ -140,7 +142,9 @@ class NativeDriver:
             if plan.hook_sync:
                 sync.expect(parent_sock, sync.HOOKS)
                 _runtime_hooks(container, pid)
-                parent_sock.send(sync.CONTINUE)
+                sync.send(parent_sock, sync.CONTINUE)
+            if plan.seccomp_listener is not None:
+                _hand_over_listener(container, plan.seccomp_listener, parent_sock, pid)
             sync.expect_created(parent_sock)
         except BaseException:
             parent_sock.close()
@@ -259,6 +263,32 @@ def _may_create(cgroup: Cgroup) -> bool:
     while not os.path.exists(path):
         path = os.path.dirname(path)
     return os.access(path, os.W_OK | os.X_OK)
+
+
+def _hand_over_listener(container: Container, sec: oci.Seccomp, sock: _socket.socket,
+                        pid: int) -> None:
+    """The init sends its seccomp notify fd (SECCOMP + SCM_RIGHTS): give it to the agent
+    at listenerPath with the container process state, then let the init go on."""
+    from socket import MSG_CMSG_CLOEXEC, recv_fds
+
+    from .seccomp import send_to_listener
+
+    while True:
+        try:
+            msg, fds, _, _ = recv_fds(sock, sync.MAX_MESSAGE, 1, MSG_CMSG_CLOEXEC)
+            break
+        except InterruptedError:
+            continue
+    try:
+        sync.raise_if_error(msg)
+        if msg != sync.SECCOMP or len(fds) != 1:
+            raise ContainerkitError(f"container init: expected SECCOMP and a listener fd on "
+                                    f"the sync socket, got {msg[:40]!r}")
+        send_to_listener(sec, _hook_state(container, "creating", pid), fds[0])
+    finally:
+        for fd in fds:
+            os.close(fd)
+    sync.send(sock, sync.CONTINUE)
 
 
 def _memory_limited(linux: object) -> bool:

@@ -11,7 +11,7 @@ from .. import spec as oci
 from ..errors import SpecError, UnsupportedError
 from . import capabilities as caps
 from . import ops
-from .seccomp import compile_filter
+from .seccomp import load_op
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
     if linux is not None and linux.seccomp is not None and not proc.no_new_privileges:
         # without no_new_privs seccomp(2) needs CAP_SYS_ADMIN: load before the user and
         # capability ops drop it (runc does the same), so the filter must allow them
-        add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
+        add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
     denied = plan.id_maps is not None and plan.id_maps.deny_setgroups
     add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids, denied),
         detail=f"{u.uid}:{u.gid}")

@@ -201,14 +201,16 @@ def execve(argv: tuple[bytes, ...], envp: tuple[bytes, ...], umask: int) -> Op:
     return lib.CK_OP_EXECVE, Args(argv=argv, envp=envp, i=(umask,))
 
 
-def seccomp(flags: int, program: bytes) -> Op:
+def seccomp(flags: int, program: bytes, listener_to: int = -1) -> Op:
     """seccomp(SECCOMP_SET_MODE_FILTER, flags, program): ``program`` is the classic BPF
-    that libseccomp exported in the parent, passed as 32-bit words."""
+    that libseccomp exported in the parent, passed as 32-bit words. With
+    SECCOMP_FILTER_FLAG_NEW_LISTENER in ``flags``: send the listener fd on the sync
+    socket ``listener_to`` (``SECCOMP`` + SCM_RIGHTS), close it, wait for ``CONTINUE``."""
     import array
 
     words = array.array("I")
     words.frombytes(program)
-    return lib.CK_OP_SECCOMP, Args(i=(flags,), ids=tuple(words))
+    return lib.CK_OP_SECCOMP, Args(i=(flags, listener_to), ids=tuple(words))
 
 
 def personality(persona: int) -> Op:

@@ -18,7 +18,7 @@ from ..errors import SpecError, UnsupportedError
 from . import ops, sync, timens, userns
 from .identity import process_steps
 from .rootfs import rootfs_steps
-from .seccomp import compile_filter
+from .seccomp import load_op
 
 NAMESPACE_FLAGS = {
     "pid": s.CLONE_NEWPID, "network": s.CLONE_NEWNET, "mount": s.CLONE_NEWNS,
@@ -44,6 +44,8 @@ class Plan:
         # would need host capabilities it no longer has)
         self.id_maps: userns.IdMaps | None = None
         self.oom_score_adj: int | None = None
+        self.sync_fd = -1                    # the init's end of the sync socket
+        self.seccomp_listener: oci.Seccomp | None = None   # the init sends SECCOMP + fd
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
@@ -166,6 +168,7 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
         flags |= NAMESPACE_FLAGS[t]
     plan = Plan(clone_flags=flags)
     plan.id_maps = id_maps
+    plan.sync_fd = sync_fd
     add = plan.add
 
     add("reset signals", ops.reset_signals())
@@ -257,7 +260,7 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     if linux.seccomp is not None and proc.no_new_privileges:
         # as late as can still report an error at create: after it only the CREATED
         # write, the FIFO read, umask, one sigaction and execve remain (runc's order)
-        add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
+        add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
     add("created", ops.report_created_and_wait(sync_fd, fifo_fd))
     # runc: after the FIFO, as the container's user, in its root (and under its seccomp
     # filter); a failure is also left in the FIFO for a `start` in another process

@@ -5,6 +5,11 @@ libseccomp runs between clone and execve. Semantics follow runc: syscall names t
 libseccomp does not know are skipped, a rule whose action equals the default action is
 dropped, conditions on the same argument become separate rules; unknown actions,
 architectures and flags are refused.
+
+SCMP_ACT_NOTIFY: the filter is loaded with SECCOMP_FILTER_FLAG_NEW_LISTENER; the init
+sends the listener fd to the parent (SCM_RIGHTS on the sync socket, ``SECCOMP``) and
+waits; the parent hands it to the agent at ``listenerPath`` with the container process
+state (``send_to_listener``), then lets the init go on (``CONTINUE``).
 """
 
 from __future__ import annotations
@@ -13,8 +18,13 @@ import errno as _errno
 import os
 
 from .. import spec as oci
-from ..errors import SpecError, UnsupportedError
+from ..errors import ContainerkitError, SpecError, UnsupportedError
 from ..syscalls import ffi, lib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .ops import Op
+    from .plan import Plan
 
 FIELD = "linux.seccomp"
 EPERM = _errno.EPERM
@@ -27,7 +37,12 @@ _FIXED_ACTIONS = {
 _COMPARE = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
             "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
 _FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2,
-          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+          "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+FLAG_TSYNC = 1
+FLAG_NEW_LISTENER = 8
+FLAG_TSYNC_ESRCH = 16
+FLAG_WAIT_KILLABLE_RECV = 32
+ACT_NOTIFY = 0x7FC00000
 
 
 def action(name: str, errno_ret: int | None, field: str) -> int:
@@ -39,8 +54,7 @@ def action(name: str, errno_ret: int | None, field: str) -> int:
     if name == "SCMP_ACT_TRACE":
         return 0x7FF00000 | ((EPERM if errno_ret is None else errno_ret) & 0xFFFF)
     if name == "SCMP_ACT_NOTIFY":
-        raise UnsupportedError(f"{field}: SCMP_ACT_NOTIFY needs a seccomp listener, not "
-                               "supported yet")
+        return ACT_NOTIFY
     raise SpecError(f"config.json: {field}: unknown action {name!r}")
 
 
@@ -54,16 +68,30 @@ def _arch_token(name: str) -> int:
 
 
 def compile_filter(sec: oci.Seccomp) -> tuple[int, bytes]:
-    """(seccomp(2) flags, BPF program bytes) for ``sec``."""
-    if sec.listener_path:
-        raise UnsupportedError(f"{FIELD}.listenerPath: seccomp notify listeners are not "
-                               "supported yet")
+    """(seccomp(2) flags, BPF program bytes) for ``sec``; the flags include
+    SECCOMP_FILTER_FLAG_NEW_LISTENER when a rule notifies."""
     flags = 0
     for name in sec.flags:
         if name not in _FLAGS:
             raise UnsupportedError(f"{FIELD}.flags: {name} is not supported")
         flags |= _FLAGS[name]
     default = action(sec.default_action, sec.default_errno_ret, f"{FIELD}.defaultAction")
+    if default == ACT_NOTIFY:
+        raise SpecError(f"config.json: {FIELD}.defaultAction: SCMP_ACT_NOTIFY cannot be the "
+                        "default action (the init could not hand over the listener)")
+    if any(r.action == "SCMP_ACT_NOTIFY" for r in sec.syscalls):
+        if not sec.listener_path:
+            raise SpecError(f"config.json: {FIELD}.listenerPath: required by SCMP_ACT_NOTIFY")
+        if not sec.listener_path.startswith("/"):
+            raise SpecError(f"config.json: {FIELD}.listenerPath: {sec.listener_path!r} must "
+                            "be absolute")
+        flags |= FLAG_NEW_LISTENER
+        if flags & FLAG_TSYNC:          # the kernel takes both only with TSYNC_ESRCH
+            flags |= FLAG_TSYNC_ESRCH
+    elif flags & FLAG_WAIT_KILLABLE_RECV:
+        raise SpecError(f"config.json: {FIELD}.flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
+                        "needs an SCMP_ACT_NOTIFY rule (the kernel refuses it without a "
+                        "listener)")
     ctx = lib.seccomp_init(default)
     if ctx == ffi.NULL:
         raise UnsupportedError(f"{FIELD}.defaultAction: libseccomp refused "
@@ -84,6 +112,10 @@ def _add_rule(ctx: object, rule: oci.Syscall, default: int, field: str) -> None:
     act = action(rule.action, rule.errno_ret, f"{field}.action")
     if act == default:
         return                                  # runc: nothing to add
+    if act == ACT_NOTIFY:
+        for name in _INIT_NEEDS & set(rule.names):
+            raise SpecError(f"config.json: {field}: SCMP_ACT_NOTIFY on {name}: the init "
+                            "needs it to hand the listener over")
     conditions = []
     for j, arg in enumerate(rule.args):
         op = _COMPARE.get(arg.op)
@@ -124,3 +156,43 @@ def _export(ctx: object) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+# what the init calls between loading a notifying filter and the agent having its fd
+_INIT_NEEDS = frozenset({"sendmsg"})
+
+
+def load_op(sec: oci.Seccomp, plan: Plan) -> Op:
+    """The op that loads ``sec``; a notifying filter hands its listener over on the
+    plan's sync socket (and the plan remembers whom to give it to)."""
+    from . import ops
+
+    flags, program = compile_filter(sec)
+    if not flags & FLAG_NEW_LISTENER:
+        return ops.seccomp(flags, program)
+    plan.seccomp_listener = sec
+    return ops.seccomp(flags, program, plan.sync_fd)
+
+
+def container_process_state(sec: oci.Seccomp, state: dict[str, object]) -> bytes:
+    """runtime-spec's containerProcessState for the agent at ``listenerPath``."""
+    import json
+
+    doc = {"ociVersion": state["ociVersion"], "fds": ["seccompFd"], "pid": state["pid"],
+           "metadata": sec.listener_metadata or "", "state": state}
+    return json.dumps(doc).encode()
+
+
+def send_to_listener(sec: oci.Seccomp, state: dict[str, object], fd: int) -> None:
+    """Connect to ``listenerPath`` (AF_UNIX, SOCK_STREAM), send the container process
+    state with the listener fd (SCM_RIGHTS) in one message, close the connection."""
+    import socket
+
+    path = sec.listener_path or ""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(path)
+            socket.send_fds(s, [container_process_state(sec, state)], [fd])
+    except OSError as e:
+        raise ContainerkitError(f"{FIELD}.listenerPath: {path}: "
+                                f"{(e.strerror or str(e)).lower()}") from None

@@ -13,6 +13,9 @@
 |        |                                | the init waits; the parent fills the hook      |
 |        |                                | state files, runs prestart + createRuntime     |
 | P -> C | CONTINUE                       | the init goes on (createContainer, pivot_root) |
+| C -> P | SECCOMP + SCM_RIGHTS fd         | only with an SCMP_ACT_NOTIFY rule: the filter  |
+|        |                                | is loaded, the fd is its notify listener       |
+| P -> C | CONTINUE                       | the agent at listenerPath has the fd           |
 | C -> P | CREATED                        | setup done; the init blocks on exec.fifo       |
 | C -> P | ERROR\0step\0errno\0detail      | a step failed; the child _exits right after    |
 | C -> P | end of file                    | after CREATED: execve ran (the socket is       |
@@ -38,6 +41,7 @@ from ..errors import ContainerkitError, SetupError
 CREATED = b"CREATED"
 HOOKS = b"HOOKS"
 CONTINUE = b"CONTINUE"
+SECCOMP = b"SECCOMP"
 HOOK_FAILED = 1000
 CGROUP = b"CGROUP"
 IDMAPPED = b"IDMAPPED"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from containerkit import spec as oci
-from containerkit.errors import SpecError, UnsupportedError
+from containerkit.errors import SpecError
 from containerkit.native.seccomp import action, compile_filter
 
 
@@ -52,5 +52,25 @@ def test_flags_and_actions() -> None:
     assert action("SCMP_ACT_KILL_PROCESS", None, "f") == 0x80000000
     with pytest.raises(SpecError, match="f: unknown action 'SCMP_ACT_NOPE'"):
         action("SCMP_ACT_NOPE", None, "f")
-    with pytest.raises(UnsupportedError, match="listener"):
-        action("SCMP_ACT_NOTIFY", None, "f")
+    assert action("SCMP_ACT_NOTIFY", None, "f") == 0x7FC00000
+
+
+def test_notify_flags_and_refusals() -> None:
+    notify = [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+    flags, _ = compile_filter(_sec(syscalls=notify, listenerPath="/run/agent.sock",
+                                   flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+                                          "SECCOMP_FILTER_FLAG_TSYNC"]))
+    assert flags == 8 | 32 | 1 | 16          # NEW_LISTENER, WAIT_KILLABLE_RECV, TSYNC(_ESRCH)
+    flags, _ = compile_filter(_sec(listenerPath="/run/agent.sock"))   # no notify: ignored
+    assert flags == 0
+    with pytest.raises(SpecError, match="listenerPath: required by SCMP_ACT_NOTIFY"):
+        compile_filter(_sec(syscalls=notify))
+    with pytest.raises(SpecError, match="listenerPath: 'rel.sock' must be absolute"):
+        compile_filter(_sec(syscalls=notify, listenerPath="rel.sock"))
+    with pytest.raises(SpecError, match="WAIT_KILLABLE_RECV needs an SCMP_ACT_NOTIFY"):
+        compile_filter(_sec(flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
+    with pytest.raises(SpecError, match="defaultAction: SCMP_ACT_NOTIFY cannot be"):
+        compile_filter(_sec(defaultAction="SCMP_ACT_NOTIFY", listenerPath="/x"))
+    with pytest.raises(SpecError, match=r"syscalls\[0\]: SCMP_ACT_NOTIFY on sendmsg"):
+        compile_filter(_sec(syscalls=[{"names": ["sendmsg"], "action": "SCMP_ACT_NOTIFY"}],
+                            listenerPath="/x"))
