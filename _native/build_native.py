@@ -55,7 +55,14 @@ enum ck_opcode {
     CK_OP_SCHED = 33,
     CK_OP_SYNC = 34,
     CK_OP_HOOK = 35,
-    CK_OP_BECOME_ROOT = 36
+    CK_OP_BECOME_ROOT = 36,
+    CK_OP_OPEN_ROOT = 37,
+    CK_OP_MOUNT_AT = 38,
+    CK_OP_MKNOD_AT = 39,
+    CK_OP_SYMLINK_AT = 40,
+    CK_OP_MASK_AT = 41,
+    CK_OP_READONLY_AT = 42,
+    CK_OP_MOVE_ROOT = 43
 };
 
 struct ck_op {
@@ -125,6 +132,7 @@ SOURCE = r"""
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <seccomp.h>
 
@@ -279,6 +287,8 @@ static long ck_raw_syscall6(long n, long a1, long a2, long a3, long a4, long a5,
 struct ck_child {
     const char *found;          /* CK_OP_FIND_EXEC's result, for CK_OP_EXECVE */
     char report[1024];          /* a failed hook's message (CK_EHOOK), for ck_fail */
+    int rootfd;                 /* the container's root (O_PATH) once known, else -1 */
+    char why[256];              /* the kernel's reason for a failed op, if it gave one */
 };
 
 /* A failed hook: not an errno; the ERROR message's detail is the whole message. */
@@ -870,7 +880,16 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   EXECVE argv, envp; i[0] = umask (the path is FIND_EXEC's)
  *   SYNC i[0] = sync fd; s[0] = message to send (or NULL), s[1] = answer to wait for
  *   HOOK s[0] = path, s[1] = cwd; argv, envp; i[0] = state fd, i[1] = timeout ms,
- *        i[2] = extra fd for the ERROR message or -1 (see ck_hook) */
+ *        i[2] = extra fd for the ERROR message or -1 (see ck_hook)
+ * Container paths, resolved inside child->rootfd (see ck_resolve):
+ *   OPEN_ROOT s[0] = host path of the root      MOVE_ROOT s[0] = rootfs (--no-pivot)
+ *   MOUNT_AT s[0..3] = source, destination, fstype (NULL: bind), data; i[0] = CK_MNT_*,
+ *     i[1] = user namespace fd for an idmap (-1: none); ids = attr_set, attr_clr,
+ *     recursive attr_set, recursive attr_clr (MOUNT_ATTR_*), then propagations (MS_*)
+ *   MKNOD_AT s[0], s[1] = directory, name; i[0..3] = mode, dev, uid, gid
+ *   SYMLINK_AT s[0] = target, s[1], s[2] = directory, name
+ *   MASK_AT s[0]                        READONLY_AT s[0]; i[0] = bind onto itself first
+ *   CHDIR s[0] (inside the root once OPEN_ROOT ran) */
 /* sched_setattr(2) for process.scheduler: i = policy, flags, nice, priority; ids =
  * runtime, deadline, period as (low, high) 32-bit pairs (SCHED_DEADLINE only). */
 static int ck_sched(const long long *i, const unsigned int *ids, int nids)
@@ -1141,6 +1160,562 @@ static int ck_hook(const struct ck_op *op, struct ck_child *child)
         at--;
     child->report[at] = '\0';
     return -CK_EHOOK;
+/* ---- paths inside the rootfs, and mounts on them --------------------------------------
+ *
+ * Every container path (mount destination, device node, masked or read-only path, cwd)
+ * is resolved here, in the child, against an O_PATH fd of the container's root
+ * (child->rootfd: CK_OP_OPEN_ROOT after the rootfs bind, "/" again after pivot_root)
+ * with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): an absolute symlink restarts at
+ * that root, ".." never climbs above it, /proc magic links are refused. What is missing
+ * is made one component at a time, relative to the fd of its resolved parent. The
+ * mount then goes onto the fd itself (move_mount with MOVE_MOUNT_T_EMPTY_PATH): nothing
+ * is looked up by path twice, so a symlink swapped in between cannot redirect it. */
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define CK_RESOLVE_NO_MAGICLINKS 0x02ULL
+#define CK_RESOLVE_NO_SYMLINKS 0x04ULL
+#define CK_RESOLVE_BENEATH 0x08ULL
+#define CK_RESOLVE_IN_ROOT 0x10ULL
+#define CK_IN_ROOT (CK_RESOLVE_IN_ROOT | CK_RESOLVE_NO_MAGICLINKS)
+#define CK_OPEN_TREE_CLONE 1U
+#define CK_AT_EMPTY_PATH 0x1000U
+#define CK_AT_RECURSIVE 0x8000U
+#define CK_MOVE_MOUNT_F_EMPTY_PATH 0x04U
+#define CK_MOVE_MOUNT_T_EMPTY_PATH 0x40U
+#define CK_FSCONFIG_SET_FLAG 0U
+#define CK_FSCONFIG_SET_STRING 1U
+#define CK_FSCONFIG_CMD_CREATE 6U
+#define CK_MOUNT_ATTR_RDONLY 0x01ULL
+#define CK_MOUNT_ATTR_IDMAP 0x100000ULL
+/* CK_OP_MOUNT_AT's i[0] */
+#define CK_MNT_REC 1            /* open_tree(AT_RECURSIVE): rbind */
+#define CK_MNT_FILE 2           /* the destination is a file (made empty if missing) */
+#define CK_MNT_TMPCOPYUP 4      /* copy what the destination holds into the new mount */
+#define CK_MNT_RIDMAP 8         /* the idmap goes on every mount of the tree */
+#define CK_MK_NONE 0
+#define CK_MK_DIR 1
+#define CK_MK_FILE 2
+#define CK_MAX_LINKS 40
+#define CK_COPY_DEPTH 24
+
+struct ck_open_how {
+    uint64_t flags, mode, resolve;
+};
+
+struct ck_mount_attr {
+    uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+#if CK_SHARED_VM
+static int ck_fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    return (int)ck_sys(SYS_newfstatat, dirfd, path, st, flags, 0);
+}
+#else
+static int ck_fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+    return fstatat(dirfd, path, st, flags) < 0 ? -errno : 0;
+}
+#endif
+
+static int ck_openat2(int dirfd, const char *path, unsigned long long flags,
+                      unsigned long long resolve)
+{
+    struct ck_open_how how;
+
+    memset(&how, 0, sizeof(how));
+    how.flags = flags;
+    how.resolve = resolve;
+    return (int)ck_sys(SYS_openat2, dirfd, path, &how, sizeof(how), 0);
+}
+
+static int ck_setattr(int fd, unsigned int at_flags, unsigned long long set,
+                      unsigned long long clr, unsigned long long propagation, int userns)
+{
+    struct ck_mount_attr attr;
+
+    memset(&attr, 0, sizeof(attr));
+    attr.attr_set = set;
+    attr.attr_clr = clr;
+    attr.propagation = propagation;
+    attr.userns_fd = userns >= 0 ? (uint64_t)userns : 0;
+    return (int)ck_sys(SYS_mount_setattr, fd, "", CK_AT_EMPTY_PATH | at_flags, &attr,
+                       sizeof(attr));
+}
+
+static int ck_move_mount(int tree, int target)
+{
+    return (int)ck_sys(SYS_move_mount, tree, "", target, "",
+                       CK_MOVE_MOUNT_F_EMPTY_PATH | CK_MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/* Why the kernel refused a filesystem's options, from the fs context's log. */
+static void ck_fs_log(int fsfd, struct ck_child *child)
+{
+    long n = ck_read(fsfd, child->why, sizeof(child->why) - 1);
+
+    long k;
+
+    if (n < 2)
+        n = 0;
+    while (n > 0 && child->why[n - 1] == '\n')
+        n--;
+    child->why[n] = '\0';
+    if (n > 2 && child->why[1] == ' ')          /* "e tmpfs: Bad value for 'size'" */
+        for (k = 0; k + 2 <= n; k++)
+            child->why[k] = child->why[k + 2];
+}
+
+/* An O_PATH fd of `path` resolved inside the root (see above), or -errno. With `make`,
+ * missing directories are made (0755), and with CK_MK_FILE the last component as an
+ * empty file (0644). A dangling symlink on the way is followed as the kernel would,
+ * inside the root, and what it names is made. */
+static int ck_resolve(int rootfd, const char *path, int make)
+{
+    char buf[PATH_MAX], link[PATH_MAX], next[PATH_MAX];
+    size_t len = strlen(path), at, start, end, n;
+    int links = 0, parent, fd, rc, last;
+    long got;
+    char saved;
+
+    if (rootfd < 0)
+        return -EBADF;
+    if (len >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+again:
+    fd = ck_openat2(rootfd, buf, O_PATH | O_CLOEXEC, CK_IN_ROOT);
+    if (fd != -ENOENT || make == CK_MK_NONE)
+        return fd;
+    parent = ck_openat2(rootfd, "/", O_PATH | O_CLOEXEC, CK_IN_ROOT);
+    at = 0;
+    while (parent >= 0) {
+        while (buf[at] == '/')
+            at++;
+        if (buf[at] == '\0')
+            return parent;
+        start = at;
+        for (end = start; buf[end] != '\0' && buf[end] != '/'; end++)
+            ;
+        for (n = end; buf[n] == '/'; n++)
+            ;
+        last = buf[n] == '\0';
+        saved = buf[end];
+        buf[end] = '\0';
+        fd = ck_openat2(rootfd, buf, O_PATH | O_CLOEXEC, CK_IN_ROOT);
+        if (fd == -ENOENT) {
+            if (last && make == CK_MK_FILE)
+                rc = (int)ck_sys(SYS_mknodat, parent, buf + start, S_IFREG | 0644, 0, 0);
+            else
+                rc = (int)ck_sys(SYS_mkdirat, parent, buf + start, 0755, 0, 0);
+            if (rc < 0 && rc != -EEXIST) {
+                ck_close(parent);
+                return rc;
+            }
+            fd = ck_openat2(rootfd, buf, O_PATH | O_CLOEXEC, CK_IN_ROOT);
+        }
+        if (fd == -ENOENT) {            /* a dangling symlink: go where it points */
+            got = ck_sys(SYS_readlinkat, parent, buf + start, link, sizeof(link) - 1, 0);
+            ck_close(parent);
+            if (got < 0)
+                return got == -EINVAL ? -ENOENT : (int)got;
+            if (++links > CK_MAX_LINKS)
+                return -ELOOP;
+            link[got] = '\0';
+            buf[end] = saved;
+            n = 0;
+            if (link[0] != '/')         /* relative to the symlink's directory */
+                n = ck_append(next, n, sizeof(next), buf, start);
+            n = ck_append(next, n, sizeof(next), link, (size_t)got);
+            n = ck_append(next, n, sizeof(next), "/", 1);
+            n = ck_append(next, n, sizeof(next), buf + end, strlen(buf + end) + 1);
+            if (n >= sizeof(next) || next[n - 1] != '\0')
+                return -ENAMETOOLONG;
+            memcpy(buf, next, n);
+            goto again;
+        }
+        buf[end] = saved;
+        ck_close(parent);
+        parent = fd;
+        at = end;
+    }
+    return parent;
+}
+
+/* Copy the tree under src (a directory fd) into dst: modes, owners, symlinks as
+ * symlinks, device nodes and fifos as nodes; nothing is followed. For tmpcopyup. */
+static int ck_copy_tree(int src, int dst, int depth)
+{
+    char dents[1024];
+    struct stat st;
+    int dir, rc = 0, in, out, sub_src, sub_dst;
+    long n, k, got;
+
+    if (depth > CK_COPY_DEPTH)
+        return -ELOOP;
+    dir = ck_openat2(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, CK_RESOLVE_BENEATH);
+    if (dir < 0)
+        return dir;
+    while (rc == 0 && (n = ck_sys(SYS_getdents64, dir, dents, sizeof(dents), 0, 0)) > 0) {
+        for (k = 0; rc == 0 && k < n; ) {
+            unsigned short reclen = *(unsigned short *)(dents + k + 16);
+            const char *name = dents + k + 19;
+
+            k += reclen;
+            if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))
+                continue;
+            if ((rc = ck_fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW)) < 0)
+                break;
+            if (S_ISDIR(st.st_mode)) {
+                rc = (int)ck_sys(SYS_mkdirat, dst, name, st.st_mode & 07777, 0, 0);
+                if (rc < 0 && rc != -EEXIST)
+                    break;
+                sub_src = ck_openat2(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                                     CK_RESOLVE_BENEATH | CK_RESOLVE_NO_SYMLINKS);
+                sub_dst = ck_openat2(dst, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+                                     CK_RESOLVE_BENEATH | CK_RESOLVE_NO_SYMLINKS);
+                rc = sub_src < 0 ? sub_src : sub_dst < 0 ? sub_dst : 0;
+                if (rc == 0)
+                    rc = ck_copy_tree(sub_src, sub_dst, depth + 1);
+                if (sub_src >= 0)
+                    ck_close(sub_src);
+                if (sub_dst >= 0)
+                    ck_close(sub_dst);
+            } else if (S_ISREG(st.st_mode)) {
+                in = (int)ck_sys(SYS_openat, dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0, 0);
+                if (in < 0) {
+                    rc = in;
+                    break;
+                }
+                out = (int)ck_sys(SYS_openat, dst, name,
+                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                  st.st_mode & 07777, 0);
+                rc = out;
+                while (out >= 0 && (got = ck_sys(SYS_sendfile, out, in, NULL, 1 << 20, 0)) != 0)
+                    if (got < 0) {
+                        rc = (int)got;
+                        break;
+                    }
+                ck_close(in);
+                if (out >= 0)
+                    ck_close(out);
+                if (rc < 0)
+                    break;
+                rc = 0;
+            } else if (S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+
+                got = ck_sys(SYS_readlinkat, dir, name, target, sizeof(target) - 1, 0);
+                if (got < 0) {
+                    rc = (int)got;
+                    break;
+                }
+                target[got] = '\0';
+                rc = (int)ck_sys(SYS_symlinkat, target, dst, name, 0, 0);
+            } else {
+                rc = (int)ck_sys(SYS_mknodat, dst, name, st.st_mode, (unsigned int)st.st_rdev, 0);
+            }
+            if (rc == 0)
+                rc = (int)ck_sys(SYS_fchownat, dst, name, st.st_uid, st.st_gid,
+                                 AT_SYMLINK_NOFOLLOW);
+        }
+    }
+    if (rc == 0 && n < 0)
+        rc = (int)n;
+    ck_close(dir);
+    return rc;
+}
+
+/* A new filesystem (fsopen, one fsconfig per comma-separated option, fsmount): a
+ * detached mount's fd, or -errno with the kernel's reason in child->why. */
+static int ck_new_fs(const char *fstype, const char *source, const char *data,
+                     struct ck_child *child)
+{
+    char opts[4096];
+    size_t len = data != NULL ? strlen(data) : 0, k, start;
+    int fsfd, rc = 0, mfd;
+
+    if (len >= sizeof(opts))
+        return -E2BIG;
+    fsfd = (int)ck_sys(SYS_fsopen, fstype, 1 /* FSOPEN_CLOEXEC */, 0, 0, 0);
+    if (fsfd < 0)
+        return fsfd;
+    if (source != NULL && source[0] != '\0')
+        rc = (int)ck_sys(SYS_fsconfig, fsfd, CK_FSCONFIG_SET_STRING, "source", source, 0);
+    if (len)
+        memcpy(opts, data, len + 1);
+    for (start = 0, k = 0; rc == 0 && len && k <= len; k++) {
+        char *eq;
+
+        if (opts[k] != ',' && opts[k] != '\0')
+            continue;
+        opts[k] = '\0';
+        if (k > start) {
+            eq = NULL;
+            for (size_t j = start; j < k; j++)
+                if (opts[j] == '=') {
+                    eq = opts + j;
+                    break;
+                }
+            if (eq != NULL) {
+                *eq = '\0';
+                rc = (int)ck_sys(SYS_fsconfig, fsfd, CK_FSCONFIG_SET_STRING, opts + start,
+                                 eq + 1, 0);
+            } else {
+                rc = (int)ck_sys(SYS_fsconfig, fsfd, CK_FSCONFIG_SET_FLAG, opts + start,
+                                 NULL, 0);
+            }
+        }
+        start = k + 1;
+    }
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_fsconfig, fsfd, CK_FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+    if (rc < 0) {
+        ck_fs_log(fsfd, child);
+        ck_close(fsfd);
+        return rc;
+    }
+    mfd = (int)ck_sys(SYS_fsmount, fsfd, 1 /* FSMOUNT_CLOEXEC */, 0, 0, 0);
+    ck_close(fsfd);
+    return mfd;
+}
+
+/* A mount in the root (CK_OP_MOUNT_AT): a bind (fstype NULL: open_tree clone of the
+ * host's source) or a new filesystem, made detached; then its idmap, the tmpcopyup
+ * content, the attributes (r* ones on the whole tree first, then the top mount's:
+ * mount_setattr changes only what is named, so flags locked on a bind's source stay),
+ * then attached on the resolved destination and given its propagation. */
+static int ck_mount_at(const struct ck_op *op, struct ck_child *child)
+{
+    const char *source = op->s[0], *dest = op->s[1], *fstype = op->s[2];
+    long long kind = op->i[0];
+    int userns = (int)op->i[1];
+    const unsigned int *a = op->ids;
+    int target, tree, rc, k;
+
+    if (op->nids < 4)
+        return -EINVAL;
+    target = ck_resolve(child->rootfd, dest, kind & CK_MNT_FILE ? CK_MK_FILE : CK_MK_DIR);
+    if (target < 0)
+        return target;
+    if (fstype == NULL)
+        tree = (int)ck_sys(SYS_open_tree, AT_FDCWD, source, CK_OPEN_TREE_CLONE | O_CLOEXEC
+                           | (kind & CK_MNT_REC ? CK_AT_RECURSIVE : 0), 0, 0);
+    else
+        tree = ck_new_fs(fstype, source, op->s[3], child);
+    if (tree < 0) {
+        ck_close(target);
+        return tree;
+    }
+    rc = 0;
+    if (userns >= 0)
+        rc = ck_setattr(tree, kind & CK_MNT_RIDMAP ? CK_AT_RECURSIVE : 0, CK_MOUNT_ATTR_IDMAP,
+                        0, 0, userns);
+    if (rc == 0 && (kind & CK_MNT_TMPCOPYUP)) {
+        long old = ck_sys(SYS_umask, 0, 0, 0, 0, 0);    /* the copies keep their modes */
+
+        rc = ck_copy_tree(target, tree, 0);
+        ck_sys(SYS_umask, old, 0, 0, 0, 0);
+    }
+    if (rc == 0 && (a[2] || a[3]))
+        rc = ck_setattr(tree, CK_AT_RECURSIVE, a[2], a[3], 0, -1);
+    if (rc == 0 && (a[0] || a[1]))
+        rc = ck_setattr(tree, 0, a[0], a[1], 0, -1);
+    if (rc == 0)
+        rc = ck_move_mount(tree, target);
+    for (k = 4; rc == 0 && k < op->nids; k++)      /* MS_SHARED... [| MS_REC] */
+        rc = ck_setattr(tree, a[k] & MS_REC ? CK_AT_RECURSIVE : 0, 0, 0, a[k] & ~MS_REC, -1);
+    ck_close(tree);
+    ck_close(target);
+    return rc;
+}
+
+/* The directory fd of a node's parent, made if missing. */
+static int ck_parent_at(struct ck_child *child, const char *dir)
+{
+    int fd = ck_resolve(child->rootfd, dir, CK_MK_DIR);
+    struct stat st;
+    int rc;
+
+    if (fd >= 0 && (rc = ck_fstatat(fd, "", &st, AT_EMPTY_PATH)) < 0) {
+        ck_close(fd);
+        return rc;
+    }
+    if (fd >= 0 && !S_ISDIR(st.st_mode)) {
+        ck_close(fd);
+        return -ENOTDIR;
+    }
+    return fd;
+}
+
+/* A device node dir/name with the exact mode (umask 0) and owner; whatever was there,
+ * even a symlink, is replaced, never followed. */
+static int ck_mknod_at(struct ck_child *child, const char *dir, const char *name,
+                       mode_t mode, dev_t dev, uid_t uid, gid_t gid)
+{
+    int parent, rc;
+    long old;
+
+    if ((dev_t)(unsigned int)dev != dev)
+        return -EINVAL;
+    if ((parent = ck_parent_at(child, dir)) < 0)
+        return parent;
+    rc = (int)ck_sys(SYS_unlinkat, parent, name, 0, 0, 0);
+    if (rc == 0 || rc == -ENOENT) {
+        old = ck_sys(SYS_umask, 0, 0, 0, 0, 0);
+        rc = (int)ck_sys(SYS_mknodat, parent, name, mode, (unsigned int)dev, 0);
+        ck_sys(SYS_umask, old, 0, 0, 0, 0);
+    }
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_fchownat, parent, name, uid, gid, AT_SYMLINK_NOFOLLOW);
+    ck_close(parent);
+    return rc;
+}
+
+static int ck_symlink_at(struct ck_child *child, const char *target, const char *dir,
+                         const char *name)
+{
+    int parent = ck_parent_at(child, dir), rc;
+
+    if (parent < 0)
+        return parent;
+    rc = (int)ck_sys(SYS_symlinkat, target, parent, name, 0, 0);
+    ck_close(parent);
+    return rc == -EEXIST ? 0 : rc;
+}
+
+/* maskedPaths: a directory under an empty read-only tmpfs, anything else under the
+ * container's /dev/null (which must be the null device); missing: nothing to mask. */
+static int ck_mask_at(struct ck_child *child, const char *path)
+{
+    struct stat st;
+    int fd = ck_resolve(child->rootfd, path, CK_MK_NONE), tree, null, rc;
+
+    if (fd < 0)
+        return fd == -ENOENT ? 0 : fd;
+    if ((rc = ck_fstatat(fd, "", &st, AT_EMPTY_PATH)) < 0) {
+        ck_close(fd);
+        return rc;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        tree = ck_new_fs("tmpfs", "tmpfs", NULL, child);
+        if (tree >= 0 && (rc = ck_setattr(tree, 0, CK_MOUNT_ATTR_RDONLY, 0, 0, -1)) < 0) {
+            ck_close(tree);
+            tree = rc;
+        }
+    } else {
+        null = ck_resolve(child->rootfd, "/dev/null", CK_MK_NONE);
+        if (null >= 0 && (rc = ck_fstatat(null, "", &st, AT_EMPTY_PATH)) < 0) {
+            ck_close(null);
+            null = rc;
+        } else if (null >= 0 && (!S_ISCHR(st.st_mode) || st.st_rdev != (dev_t)makedev(1, 3))) {
+            ck_close(null);
+            null = -ENODEV;             /* /dev/null is not the null device */
+        }
+        tree = null < 0 ? null : (int)ck_sys(SYS_open_tree, null, "",
+                                             CK_OPEN_TREE_CLONE | O_CLOEXEC | CK_AT_EMPTY_PATH,
+                                             0, 0);
+        if (null >= 0)
+            ck_close(null);
+    }
+    rc = tree < 0 ? tree : ck_move_mount(tree, fd);
+    if (tree >= 0)
+        ck_close(tree);
+    ck_close(fd);
+    return rc;
+}
+
+/* readonlyPaths (bind_first: a read-only recursive bind of the path onto itself; a
+ * missing path is skipped) and root.readonly (the root's own mount made read-only). */
+static int ck_readonly_at(struct ck_child *child, const char *path, int bind_first)
+{
+    int fd = ck_resolve(child->rootfd, path, CK_MK_NONE), tree, rc;
+
+    if (fd < 0)
+        return fd == -ENOENT && bind_first ? 0 : fd;
+    if (!bind_first) {
+        rc = ck_setattr(fd, 0, CK_MOUNT_ATTR_RDONLY, 0, 0, -1);
+        ck_close(fd);
+        return rc;
+    }
+    tree = (int)ck_sys(SYS_open_tree, fd, "",
+                       CK_OPEN_TREE_CLONE | O_CLOEXEC | CK_AT_EMPTY_PATH | CK_AT_RECURSIVE, 0, 0);
+    rc = tree;
+    if (tree >= 0)
+        rc = ck_setattr(tree, CK_AT_RECURSIVE, CK_MOUNT_ATTR_RDONLY, 0, 0, -1);
+    if (rc >= 0)
+        rc = ck_move_mount(tree, fd);
+    if (tree >= 0)
+        ck_close(tree);
+    ck_close(fd);
+    return rc < 0 ? rc : 0;
+}
+
+/* The container's root as child->rootfd (O_PATH; "/" after pivot_root or chroot). */
+static int ck_open_root(struct ck_child *child, const char *path)
+{
+    int fd = ck_openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+
+    if (fd == -ENOSYS)
+        return -ENOSYS;                 /* no openat2 (Linux < 5.6): no safe resolution */
+    if (fd < 0)
+        return fd;
+    if (child->rootfd >= 0)
+        ck_close(child->rootfd);
+    child->rootfd = fd;
+    return 0;
+}
+
+/* --no-pivot: move the rootfs mount onto / and chroot into it (runc's msMoveRoot), for
+ * roots that pivot_root refuses (an initramfs). */
+static int ck_move_root(struct ck_child *child, const char *rootfs)
+{
+    int rc = ck_chdir(rootfs);
+
+    if (rc == 0)
+        rc = ck_mount_raw(rootfs, "/", NULL, MS_MOVE, NULL);
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_chroot, ".", 0, 0, 0, 0);
+    if (rc == 0)
+        rc = ck_chdir("/");
+    if (rc == 0)
+        rc = ck_open_root(child, "/");
+    return rc;
+}
+
+/* process.cwd: resolved inside the root like every other container path. */
+static int ck_chdir_at(struct ck_child *child, const char *path)
+{
+    int fd, rc;
+
+    if (child->rootfd < 0)
+        return ck_chdir(path);
+    fd = ck_resolve(child->rootfd, path, CK_MK_NONE);
+    if (fd < 0)
+        return fd;
+    rc = (int)ck_sys(SYS_fchdir, fd, 0, 0, 0, 0);
+    ck_close(fd);
+    return rc;
 }
 
 static int ck_run_op(const struct ck_op *op, struct ck_child *child)
@@ -1174,10 +1749,12 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_SYMLINK:
         rc = (int)ck_sys(SYS_symlinkat, s[0], AT_FDCWD, s[1], 0, 0);
         return rc == -EEXIST ? 0 : rc;
-    case CK_OP_PIVOT_ROOT:     return ck_pivot_root(s[0]);
+    case CK_OP_PIVOT_ROOT:
+        rc = ck_pivot_root(s[0]);
+        return rc < 0 || child->rootfd < 0 ? rc : ck_open_root(child, "/");
     case CK_OP_MASK:           return ck_mask(s[0]);
     case CK_OP_READONLY:       return ck_readonly(s[0], i[0] != 0);
-    case CK_OP_CHDIR:          return ck_chdir(s[0]);
+    case CK_OP_CHDIR:          return ck_chdir_at(child, s[0]);
     case CK_OP_RLIMIT:         return ck_setrlimit((int)i[0], i[1], i[2]);
     case CK_OP_CAPBSET_DROP:   return ck_capbset_drop((unsigned long long)i[0]);
     case CK_OP_SET_USER:
@@ -1201,6 +1778,15 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_SCHED:          return ck_sched(i, op->ids, op->nids);
     case CK_OP_SYNC:           return ck_sync((int)i[0], s[0], s[1]);
     case CK_OP_HOOK:           return ck_hook(op, child);
+    case CK_OP_OPEN_ROOT:      return ck_open_root(child, s[0]);
+    case CK_OP_MOUNT_AT:       return ck_mount_at(op, child);
+    case CK_OP_MKNOD_AT:
+        return ck_mknod_at(child, s[0], s[1], (mode_t)i[0], (dev_t)i[1], (uid_t)i[2],
+                           (gid_t)i[3]);
+    case CK_OP_SYMLINK_AT:     return ck_symlink_at(child, s[0], s[1], s[2]);
+    case CK_OP_MASK_AT:        return ck_mask_at(child, s[0]);
+    case CK_OP_READONLY_AT:    return ck_readonly_at(child, s[0], i[0] != 0);
+    case CK_OP_MOVE_ROOT:      return ck_move_root(child, s[0]);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }
@@ -1209,14 +1795,26 @@ static void __attribute__((noreturn))
 ck_child_main(const struct ck_op *ops, int nops, int sync_fd)
 {
     struct ck_child child;
-
-    memset(&child, 0, sizeof(child));
+    char detail[1024];
+    size_t n;
     int k, rc;
 
+    memset(&child, 0, sizeof(child));
+    child.rootfd = -1;
     for (k = 0; k < nops; k++)
-        if ((rc = ck_run_op(&ops[k], &child)) < 0)
-            ck_fail(sync_fd, ops[k].code == CK_OP_HOOK ? (int)ops[k].i[2] : -1, ops[k].name,
-                    -rc, rc == -CK_EHOOK ? child.report : ops[k].detail);
+        if ((rc = ck_run_op(&ops[k], &child)) < 0) {
+            int extra = ops[k].code == CK_OP_HOOK ? (int)ops[k].i[2] : -1;
+
+            if (rc == -CK_EHOOK || child.why[0] == '\0' || ops[k].detail == NULL)
+                ck_fail(sync_fd, extra, ops[k].name, -rc,
+                        rc == -CK_EHOOK ? child.report : ops[k].detail);
+            n = ck_append(detail, 0, sizeof(detail) - 1, ops[k].detail, strlen(ops[k].detail));
+            n = ck_append(detail, n, sizeof(detail) - 1, " (", 2);
+            n = ck_append(detail, n, sizeof(detail) - 1, child.why, strlen(child.why));
+            n = ck_append(detail, n, sizeof(detail) - 1, ")", 1);
+            detail[n] = '\0';
+            ck_fail(sync_fd, extra, ops[k].name, -rc, detail);
+        }
     ck_fail(sync_fd, -1, "exec", ENOEXEC, "plan ended without execve");
 }
 

@@ -97,7 +97,8 @@ def _add_create_flags(parser: Any) -> None:
     parser.add_argument("--console-socket", default="",
                         help="AF_UNIX socket for the console (not supported yet)")
     parser.add_argument("--pid-file", default="", help="file to write the init's process id to")
-    parser.add_argument("--no-pivot", action="store_true", help="not supported yet")
+    parser.add_argument("--no-pivot", action="store_true",
+                        help="MS_MOVE the rootfs onto / and chroot instead of pivot_root")
     parser.add_argument("--no-new-keyring", action="store_true",
                         help="accepted: no session keyring is created anyway")
     parser.add_argument("--preserve-fds", type=_count, default=0, metavar="N",
@@ -115,8 +116,6 @@ def _count(text: str) -> int:
 def _refuse_unsupported(args: Any) -> None:
     if args.console_socket:
         raise UnsupportedError("--console-socket: terminals are not supported yet")
-    if args.no_pivot:
-        raise UnsupportedError("--no-pivot is not supported yet")
     if args.preserve_fds:
         raise UnsupportedError("--preserve-fds: passing extra file descriptors is not "
                                "supported yet")
@@ -134,7 +133,7 @@ def _create(args: Any, ctx: Context, guard: SignalGuard) -> Container:
     guard.check()
     config = Bundle(args.bundle or os.getcwd(), id=args.id, root=ctx.root)
     graph = config.graph_driver()
-    container = new_container(config, graph, NativeDriver())
+    container = new_container(config, graph, NativeDriver(no_pivot=args.no_pivot))
     try:
         container.create()
         ctx.log.debug(f"created {args.id}: pid {container.pid}")

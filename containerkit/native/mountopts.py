@@ -1,33 +1,49 @@
-"""OCI mount options -> mount(2) flags, propagation flags and the data string.
+"""OCI mount options -> mount attributes (mount_setattr), propagation and fs options.
 
-The same table runc uses. Options that need machinery this version lacks (idmapped
-mounts, tmpcopyup, recursive mount attributes) are refused, not dropped.
+Mounts are made with the new mount API (open_tree/fsopen, mount_setattr, move_mount),
+so the per-mount flags are MOUNT_ATTR_* values that name only what changes: a bind
+keeps whatever its source has (locked flags included) unless an option says otherwise.
+The r* forms (rro, rnosuid, ...) apply to every mount of the tree (AT_RECURSIVE).
+Superblock options (sync, dirsync, lazytime, mand...) and unknown ones go to the new
+filesystem as fsconfig parameters, as runc passes them in mount(2)'s data; a bind has
+no filesystem of its own to give them to, so there they are refused.
 """
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from .. import syscalls as s
-from ..errors import UnsupportedError
+from ..errors import SpecError, UnsupportedError
 
-# option -> (clear?, flag)
+# linux/mount.h
+ATTR_RDONLY = 0x01
+ATTR_NOSUID = 0x02
+ATTR_NODEV = 0x04
+ATTR_NOEXEC = 0x08
+ATTR__ATIME = 0x70
+ATTR_RELATIME = 0x00
+ATTR_NOATIME = 0x10
+ATTR_STRICTATIME = 0x20
+ATTR_NODIRATIME = 0x80
+ATTR_NOSYMFOLLOW = 0x200000
+
+# option -> (clear?, attribute bit)
 FLAGS: dict[str, tuple[bool, int]] = {
-    "ro": (False, s.MS_RDONLY), "rw": (True, s.MS_RDONLY),
-    "nosuid": (False, s.MS_NOSUID), "suid": (True, s.MS_NOSUID),
-    "nodev": (False, s.MS_NODEV), "dev": (True, s.MS_NODEV),
-    "noexec": (False, s.MS_NOEXEC), "exec": (True, s.MS_NOEXEC),
-    "sync": (False, s.MS_SYNCHRONOUS), "async": (True, s.MS_SYNCHRONOUS),
-    "dirsync": (False, s.MS_DIRSYNC),
-    "remount": (False, s.MS_REMOUNT),
-    "mand": (False, s.MS_MANDLOCK), "nomand": (True, s.MS_MANDLOCK),
-    "noatime": (False, s.MS_NOATIME), "atime": (True, s.MS_NOATIME),
-    "nodiratime": (False, s.MS_NODIRATIME), "diratime": (True, s.MS_NODIRATIME),
-    "relatime": (False, s.MS_RELATIME), "norelatime": (True, s.MS_RELATIME),
-    "strictatime": (False, s.MS_STRICTATIME), "nostrictatime": (True, s.MS_STRICTATIME),
-    "lazytime": (False, s.MS_LAZYTIME), "nolazytime": (True, s.MS_LAZYTIME),
-    "nosymfollow": (False, s.MS_NOSYMFOLLOW), "symfollow": (True, s.MS_NOSYMFOLLOW),
-    "bind": (False, s.MS_BIND), "rbind": (False, s.MS_BIND | s.MS_REC),
+    "ro": (False, ATTR_RDONLY), "rw": (True, ATTR_RDONLY),
+    "nosuid": (False, ATTR_NOSUID), "suid": (True, ATTR_NOSUID),
+    "nodev": (False, ATTR_NODEV), "dev": (True, ATTR_NODEV),
+    "noexec": (False, ATTR_NOEXEC), "exec": (True, ATTR_NOEXEC),
+    "nodiratime": (False, ATTR_NODIRATIME), "diratime": (True, ATTR_NODIRATIME),
+    "nosymfollow": (False, ATTR_NOSYMFOLLOW), "symfollow": (True, ATTR_NOSYMFOLLOW),
+}
+# option -> atime mode; without noatime/strictatime mount(2) gives relatime, so the
+# options that only clear one of those mean relatime too
+ATIME: dict[str, int] = {
+    "noatime": ATTR_NOATIME, "strictatime": ATTR_STRICTATIME,
+    "relatime": ATTR_RELATIME, "norelatime": ATTR_RELATIME, "atime": ATTR_RELATIME,
+    "nostrictatime": ATTR_RELATIME,
 }
 PROPAGATION: dict[str, int] = {
     "private": s.MS_PRIVATE, "rprivate": s.MS_PRIVATE | s.MS_REC,
@@ -35,34 +51,82 @@ PROPAGATION: dict[str, int] = {
     "slave": s.MS_SLAVE, "rslave": s.MS_SLAVE | s.MS_REC,
     "unbindable": s.MS_UNBINDABLE, "runbindable": s.MS_UNBINDABLE | s.MS_REC,
 }
-NOT_YET = {"tmpcopyup", "idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev",
-           "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime", "rnorelatime",
-           "rnoatime", "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow",
-           "rsymfollow"}
+# superblock flags: fsconfig knows them by these names (vfs_parse_sb_flag)
+SUPERBLOCK = frozenset({"sync", "async", "dirsync", "mand", "nomand", "lazytime",
+                        "nolazytime"})
 
 
 class MountOptions(NamedTuple):
-    flags: int
-    propagation: int
-    data: str
-
-    @property
-    def is_bind(self) -> bool:
-        return bool(self.flags & s.MS_BIND)
+    bind: bool               # bind or rbind
+    recursive: bool          # rbind
+    attrs: tuple[int, int, int, int]    # set, clear, recursive set, recursive clear
+    propagation: tuple[int, ...]
+    data: str                # for a new filesystem's fsconfig
+    tmpcopyup: bool
+    idmap: bool
+    ridmap: bool
 
 
 def parse(options: list[str], field: str) -> MountOptions:
-    flags = 0
-    propagation = 0
+    """Options in order (a later one wins over an earlier one)."""
+    attrs = [0, 0, 0, 0]
+    bind = recursive = tmpcopyup = idmap = ridmap = False
+    propagation: list[int] = []
     data: list[str] = []
     for opt in options:
-        if opt in FLAGS:
-            clear, bit = FLAGS[opt]
-            flags = flags & ~bit if clear else flags | bit
+        rec = opt.startswith("r") and (opt[1:] in FLAGS or opt[1:] in ATIME)
+        name = opt[1:] if rec else opt
+        base = 2 if rec else 0
+        if name in FLAGS:
+            clear, bit = FLAGS[name]
+            attrs[base + (0 if clear else 1)] &= ~bit
+            attrs[base + (1 if clear else 0)] |= bit
+        elif name in ATIME:
+            attrs[base] = attrs[base] & ~ATTR__ATIME | ATIME[name]
+            attrs[base + 1] |= ATTR__ATIME
+        elif opt in ("bind", "rbind"):
+            bind = True
+            recursive = recursive or opt == "rbind"
         elif opt in PROPAGATION:
-            propagation |= PROPAGATION[opt]
-        elif opt in NOT_YET:
-            raise UnsupportedError(f"{field}: mount option {opt!r} is not supported yet")
+            propagation.append(PROPAGATION[opt])
+        elif opt == "tmpcopyup":
+            tmpcopyup = True
+        elif opt == "idmap":
+            idmap = True
+        elif opt == "ridmap":
+            idmap = ridmap = True
+        elif opt == "remount":
+            raise UnsupportedError(f"{field}.options: 'remount' (changing a mount that is "
+                                   "already there) is not supported")
+        elif not opt:
+            raise SpecError(f"config.json: {field}.options: empty option")
         else:
             data.append(opt)
-    return MountOptions(flags, propagation, ",".join(data))
+    return MountOptions(bind, recursive, (attrs[0], attrs[1], attrs[2], attrs[3]),
+                        tuple(propagation), ",".join(data), tmpcopyup, idmap, ridmap)
+
+
+def check_bind_data(opts: MountOptions, field: str) -> None:
+    """A bind has no new filesystem to take parameters: what is left is a mistake."""
+    for opt in opts.data.split(",") if opts.data else ():
+        if opt.split("=", 1)[0] in SUPERBLOCK:
+            raise UnsupportedError(f"{field}.options: {opt!r} is a filesystem flag; a bind "
+                                   "mount cannot change it")
+        raise SpecError(f"config.json: {field}.options: unknown mount option {opt!r}")
+
+
+_SIZE = re.compile(r"[0-9]+[kKmMgGtTpPeE%]?")
+_COUNT = re.compile(r"[0-9]+[kKmMgGtTpPeE]?")
+TMPFS_VALUES = {"size": _SIZE, "nr_blocks": _COUNT, "nr_inodes": _COUNT,
+                "mode": re.compile(r"0?[0-7]{1,4}"), "uid": re.compile(r"[0-9]+"),
+                "gid": re.compile(r"[0-9]+")}
+
+
+def check_tmpfs_data(data: str, field: str) -> None:
+    """tmpfs values the kernel would refuse only at mount time, named here instead."""
+    for opt in data.split(",") if data else ():
+        key, eq, value = opt.partition("=")
+        pattern = TMPFS_VALUES.get(key)
+        if pattern is not None and (not eq or not pattern.fullmatch(value)):
+            raise SpecError(f"config.json: {field}.options: {opt!r}: not a valid tmpfs "
+                            f"{key}")

@@ -134,6 +134,61 @@ def pivot_root(rootfs: bytes) -> Op:
     return lib.CK_OP_PIVOT_ROOT, Args(s=(rootfs,))
 
 
+# CK_OP_MOUNT_AT's kind bits (build_native.py)
+MNT_REC = 1         # rbind: the whole tree under the source
+MNT_FILE = 2        # the destination is a file
+MNT_TMPCOPYUP = 4   # copy the destination's content into the new mount
+MNT_RIDMAP = 8      # the idmap goes on every mount of the tree
+
+
+def open_root(path: bytes) -> Op:
+    """Open the container's root (O_PATH): every later ``*_at`` op resolves its
+    container path inside it (openat2 RESOLVE_IN_ROOT), and pivot_root reopens it."""
+    return lib.CK_OP_OPEN_ROOT, Args(s=(path,))
+
+
+def mount_at(source: bytes | None, dest: bytes, fstype: bytes | None, data: bytes | None,
+             kind: int, attrs: tuple[int, int, int, int], propagation: tuple[int, ...] = (),
+             userns_fd: int = -1) -> Op:
+    """A mount on ``dest`` resolved inside the root (missing directories, or the file
+    with MNT_FILE, are made there): a bind of the host's ``source`` (``fstype`` None,
+    open_tree) or a new filesystem (fsopen + one fsconfig per ``data`` option), set up
+    detached (idmap from ``userns_fd``, tmpcopyup, ``attrs`` = MOUNT_ATTR_* set, clear,
+    recursive set, recursive clear) and attached on the fd (move_mount), then each
+    ``propagation`` (MS_SHARED... [| MS_REC]) applied."""
+    return lib.CK_OP_MOUNT_AT, Args(s=(source, dest, fstype, data), i=(kind, userns_fd),
+                                    ids=(*attrs, *propagation))
+
+
+def make_device_at(directory: bytes, name: bytes, mode: int, dev: int, uid: int,
+                   gid: int) -> Op:
+    """In ``directory`` (inside the root, made if missing): replace ``name`` (never
+    followed) by a node with exactly ``mode`` and this owner."""
+    return lib.CK_OP_MKNOD_AT, Args(s=(directory, name), i=(mode, dev, uid, gid))
+
+
+def symlink_at(target: bytes, directory: bytes, name: bytes) -> Op:
+    """symlinkat in ``directory`` (inside the root); an existing ``name`` is fine."""
+    return lib.CK_OP_SYMLINK_AT, Args(s=(target, directory, name))
+
+
+def mask_at(path: bytes) -> Op:
+    """maskedPaths entry, resolved inside the root: a directory under an empty read-only
+    tmpfs, anything else under the container's /dev/null; missing: nothing to do."""
+    return lib.CK_OP_MASK_AT, Args(s=(path,))
+
+
+def readonly_at(path: bytes, bind_first: bool) -> Op:
+    """Inside the root: a recursive read-only bind of ``path`` onto itself (a missing
+    path is skipped), or (``bind_first`` False) make its own mount read-only."""
+    return lib.CK_OP_READONLY_AT, Args(s=(path,), i=(int(bind_first),))
+
+
+def move_root(rootfs: bytes) -> Op:
+    """--no-pivot: chdir(rootfs), mount(rootfs, "/", MS_MOVE), chroot("."), chdir("/")."""
+    return lib.CK_OP_MOVE_ROOT, Args(s=(rootfs,))
+
+
 def mask_path(path: bytes) -> Op:
     """A directory under an empty read-only tmpfs, a file under /dev/null; missing: no-op."""
     return lib.CK_OP_MASK, Args(s=(path,))
@@ -146,6 +201,7 @@ def remount_readonly(path: bytes, bind_first: bool) -> Op:
 
 
 def chdir(path: bytes) -> Op:
+    """chdir, resolved inside the container's root once ``open_root`` ran."""
     return lib.CK_OP_CHDIR, Args(s=(path,))
 
 

@@ -1,39 +1,29 @@
-"""Resolve a container path against the rootfs without leaving it (like securejoin).
+"""Container paths as the C child resolves them.
 
-Symlinks are followed as the container would see them: an absolute target restarts at
-the rootfs, ``..`` never climbs above it. This runs in the parent while the plan is
-built; the child mounts onto the result.
+Nothing here looks at the rootfs: a path is resolved in the child, inside the
+container's root (openat2 RESOLVE_IN_ROOT, see ``ck_resolve`` in build_native.py), at
+the moment it is used, so that no symlink planted or swapped in the rootfs can send a
+mount, a node or a chdir outside it. The parent only checks and normalises the text.
 """
 
 from __future__ import annotations
 
-import os
+import posixpath
 
-from ..errors import ConfigError
-
-MAX_SYMLINKS = 255
+from ..errors import SpecError
 
 
-def secure_join(root: str, unsafe: str) -> str:
-    parts = [p for p in unsafe.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            target = os.readlink(candidate)
-        except OSError:          # not a symlink, or does not exist (yet): take it as is
-            resolved.append(part)
-            continue
-        links += 1
-        if links > MAX_SYMLINKS:
-            raise ConfigError(f"{unsafe}: too many levels of symbolic links in the rootfs")
-        if target.startswith("/"):
-            resolved = []
-        parts[:0] = [p for p in target.split("/") if p not in ("", ".")]
-    return os.path.join(root, *resolved)
+def container_path(path: str, field: str) -> str:
+    """``path`` as an absolute, lexically clean container path (a relative one is taken
+    from "/", as the runtime spec says of relative mount destinations)."""
+    if not path:
+        raise SpecError(f"config.json: {field}: must not be empty")
+    if "\0" in path:
+        raise SpecError(f"config.json: {field}: {path!r} contains a NUL byte")
+    return posixpath.normpath("/" + path.lstrip("/")) if path != "/" else "/"
+
+
+def split(path: str) -> tuple[str, str]:
+    """(directory, name) of a clean container path that is not "/"."""
+    directory, name = posixpath.split(path)
+    return directory or "/", name

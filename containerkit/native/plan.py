@@ -17,7 +17,7 @@ from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
 from . import ops, sync, timens, userns
 from .identity import process_steps
-from .rootfs import rootfs_steps
+from .rootfs import open_mount_userns, rootfs_steps
 from .seccomp import load_op
 
 NAMESPACE_FLAGS = {
@@ -46,6 +46,7 @@ class Plan:
         self.oom_score_adj: int | None = None
         self.sync_fd = -1                    # the init's end of the sync socket
         self.seccomp_listener: oci.Seccomp | None = None   # the init sends SECCOMP + fd
+        self.mount_userns: dict[int, int] = {}   # mounts[i] -> its idmap's userns fd
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
@@ -120,7 +121,9 @@ def check_supported(spec: oci.Spec) -> None:
             raise UnsupportedError(
                 f"linux.namespaces: joining a {joined[0]} namespace by path together with "
                 "a new user namespace is not supported yet")
-    for name in ("intel_rdt", "memory_policy", "mount_label", "net_devices"):
+    if linux.mount_label:
+        raise UnsupportedError(_lsm_refusal("linux.mountLabel", "selinux"))
+    for name in ("intel_rdt", "memory_policy", "net_devices"):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
 
@@ -144,12 +147,29 @@ def _camel(name: str) -> str:
 
 
 def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd: int, fifo_fd: int,
-          stdio: tuple[int, int, int], placed_in_cgroup: bool = True) -> Plan:
+          stdio: tuple[int, int, int], placed_in_cgroup: bool = True,
+          no_pivot: bool = False) -> Plan:
     """The whole child side as a list of steps. ``rootfs`` is the absolute host path.
 
     ``placed_in_cgroup``: the clone puts the child in its cgroup (CLONE_INTO_CGROUP);
-    when False the child first waits for the parent to do it.
+    when False the child first waits for the parent to do it. ``no_pivot``: move the
+    rootfs onto / and chroot instead of pivot_root. The fds a failed build opened are
+    closed.
     """
+    made: list[Plan] = []
+    try:
+        return _build(spec, made, rootfs=rootfs, bundle=bundle, cgroup_dir=cgroup_dir,
+                      sync_fd=sync_fd, fifo_fd=fifo_fd, stdio=stdio,
+                      placed_in_cgroup=placed_in_cgroup, no_pivot=no_pivot)
+    except BaseException:
+        for plan in made:
+            plan.close()
+        raise
+
+
+def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup_dir: str,
+           sync_fd: int, fifo_fd: int, stdio: tuple[int, int, int], placed_in_cgroup: bool,
+           no_pivot: bool) -> Plan:
     check_supported(spec)
     assert spec.process is not None and spec.root is not None
     proc = spec.process
@@ -169,6 +189,7 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     plan = Plan(clone_flags=flags)
     plan.id_maps = id_maps
     plan.sync_fd = sync_fd
+    made.append(plan)
     add = plan.add
 
     add("reset signals", ops.reset_signals())
@@ -201,6 +222,7 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
                                 f"{e.strerror}") from None
             plan.join_fds.append(fd)
             add("setns", ops.setns(fd, NAMESPACE_FLAGS[t]), detail=f"{t} {ns.path}")
+    open_mount_userns(plan, spec)   # kept by the init, like the namespaces to join
     hooks = spec.hooks or oci.Hooks()
     plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container)
     try:
@@ -238,14 +260,14 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
     if "mount" not in ns_types:
         raise UnsupportedError("linux.namespaces: a container without a mount namespace is "
                                "not supported")
-    rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir)
+    rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir, no_pivot=no_pivot)
     if plan.hook_sync:
         # runc's order: mounts done, then prestart + createRuntime in the parent, then
         # createContainer from the init (cwd: the rootfs), then pivot_root
         stop = [ops.Step("hooks", *ops.sync(sync_fd, sync.HOOKS, sync.CONTINUE), "")]
         stop += _hook_steps("createContainer", hooks.create_container,
                             plan.state_fds.get("creating", -1), rootfs.encode(), -1)
-        plan.insert_before("pivot_root", stop)
+        plan.insert_before("move root" if no_pivot else "pivot_root", stop)
     process_steps(plan, spec, proc)
 
     add("fds", ops.cloexec_from(3))

@@ -1,8 +1,12 @@
 """The init's root filesystem steps: propagation, the rootfs bind, the spec's mounts,
-/dev nodes and links, pivot_root, sysctls, masked and read-only paths, a read-only root.
+/dev nodes and links, pivot_root (or MS_MOVE + chroot), sysctls, masked and read-only
+paths, a read-only root.
 
-Runs in the container's new mount namespace; every host path is resolved here, in the
-parent (``paths.secure_join``).
+Runs in the container's new mount namespace. Host paths (the rootfs, bind sources) are
+the caller's and are taken as given; every container path is only checked and
+normalised here (``paths.container_path``) and resolved by the child, inside the
+container's root, when it is used (``ops.open_root`` and the ``*_at`` ops), so that a
+hostile rootfs's symlinks cannot send anything outside it.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import os
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
-from . import ops
-from .mountopts import PROPAGATION
+from . import idmap, ops
+from .mountopts import PROPAGATION, MountOptions, check_bind_data, check_tmpfs_data
 from .mountopts import parse as parse_mount_options
-from .paths import secure_join
+from .paths import container_path, split
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,35 +31,69 @@ DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1,
 DEV_SYMLINKS = ((b"/proc/self/fd", b"fd"), (b"/proc/self/fd/0", b"stdin"),
                 (b"/proc/self/fd/1", b"stdout"), (b"/proc/self/fd/2", b"stderr"))
 DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+CGROUP_ATTRS = 0x02 | 0x04 | 0x08       # nosuid, nodev, noexec
+
+
+def _options(m: oci.Mount, field: str) -> MountOptions:
+    opts = parse_mount_options(m.options or [], field)
+    if (m.uid_mappings or m.gid_mappings) and not opts.idmap:
+        opts = opts._replace(idmap=True)     # mappings alone ask for an idmapped mount
+    return opts
+
+
+def open_mount_userns(plan: Plan, spec: oci.Spec) -> None:
+    """The user namespaces of the idmapped mounts (one per distinct mapping), made before
+    the clone; their fds go to ``plan.join_fds`` (kept by the init, closed with the
+    plan) and ``plan.mount_userns``."""
+    made: dict[tuple[idmap.Mapping, idmap.Mapping], int] = {}
+    for i, m in enumerate(spec.mounts):
+        field = f"mounts[{i}]"
+        opts = _options(m, field)
+        if not opts.idmap:
+            continue
+        if not (opts.bind or m.type == "bind"):
+            raise UnsupportedError(f"{field}.options: idmapped mounts are for bind mounts "
+                                   f"only (type {m.type!r})")
+        if not m.uid_mappings and not m.gid_mappings:
+            raise UnsupportedError(f"{field}.options: idmap without uidMappings/gidMappings "
+                                   "would take the container's user namespace: not "
+                                   "supported yet")
+        key = (idmap.mapping(m.uid_mappings, f"{field}.uidMappings"),
+               idmap.mapping(m.gid_mappings, f"{field}.gidMappings"))
+        if key not in made:
+            fd = idmap.userns_fd(*key, field)
+            plan.join_fds.append(fd)
+            made[key] = fd
+        plan.mount_userns[i] = made[key]
 
 
 def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
-                  bundle: str, cgroup_dir: str) -> None:
+                 bundle: str, cgroup_dir: str, no_pivot: bool = False) -> None:
     add = plan.add
     broot = rootfs.encode()
     prop = linux.rootfs_propagation or "rslave"
     if prop not in PROPAGATION:
         raise SpecError(f"config.json: linux.rootfsPropagation: unknown value {prop!r}")
-    if PROPAGATION[prop] & s.MS_SHARED:
-        raise UnsupportedError("linux.rootfsPropagation: shared is not supported yet")
+    shared = bool(PROPAGATION[prop] & s.MS_SHARED)
     add("rootfs propagation", ops.mount(None, b"/", None, PROPAGATION[prop]), detail=prop)
+    if shared:
+        # the rootfs's parent mount must not be shared: the rootfs bind and every mount
+        # under it would propagate to the host (and pivot_root refuses a shared parent)
+        parent = _mount_point(os.path.dirname(rootfs.rstrip("/")) or "/")
+        add("rootfs parent private", ops.mount(None, parent.encode(), None, s.MS_PRIVATE),
+            detail=parent)
     add("rootfs bind", ops.mount(broot, broot, None, s.MS_BIND | s.MS_REC), detail=rootfs)
+    add("rootfs", ops.open_root(broot), detail=rootfs)
 
     in_userns = plan.id_maps is not None
     own_netns = any(ns.type == "network" and not ns.path for ns in linux.namespaces)
     dev_is_tmpfs = False
     for i, m in enumerate(spec.mounts):
         field = f"mounts[{i}]"
-        if not m.destination:
-            raise SpecError(f"config.json: {field}.destination: required")
-        if m.uid_mappings or m.gid_mappings:
-            raise UnsupportedError(f"{field}: idmapped mounts are not supported yet")
-        dest = m.destination if m.destination.startswith("/") else "/" + m.destination
-        target = secure_join(rootfs, dest)
-        btarget = target.encode()
-        opts = parse_mount_options(m.options or [], field)
-        fstype = m.type or ("bind" if opts.is_bind else "")
-        if os.path.normpath(dest) == "/dev" and fstype == "tmpfs":
+        dest = container_path(m.destination, f"{field}.destination")
+        opts = _options(m, field)
+        fstype = m.type or ("bind" if opts.bind else "")
+        if dest == "/dev" and fstype == "tmpfs":
             dev_is_tmpfs = True
         if fstype == "sysfs" and in_userns and not own_netns:
             # sysfs needs a network namespace of the user namespace's own: bind the
@@ -67,91 +105,118 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             # read-only as the spec's options say (runc's rootless fallback)
             fstype, m = "bind", _host_bind(m, "/sys/fs/cgroup")
             opts = parse_mount_options(["rbind", *(m.options or [])], field)
-        if opts.is_bind or fstype == "bind":
+        if opts.tmpcopyup and fstype != "tmpfs":
+            raise SpecError(f"config.json: {field}.options: tmpcopyup is for tmpfs mounts "
+                            f"only (type {fstype!r})")
+        if opts.bind or fstype == "bind":
+            check_bind_data(opts, field)
             source = m.source or ""
             if not source.startswith("/"):
                 source = os.path.join(bundle, source)  # relative to the bundle
             if not os.path.exists(source):
                 raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
-            if os.path.isdir(source):
-                add("mkdir", ops.mkdirs(btarget), detail=dest)
-            else:
-                add("mkfile", ops.make_file(btarget), detail=dest)
-            base = s.MS_BIND | (opts.flags & s.MS_REC)
-            remount = opts.flags & ~(s.MS_BIND | s.MS_REC)
-            add("mount", ops.bind(source.encode(), btarget, base, remount, opts.propagation),
+            kind = (ops.MNT_REC if opts.recursive else 0) \
+                | (0 if os.path.isdir(source) else ops.MNT_FILE) \
+                | (ops.MNT_RIDMAP if opts.ridmap else 0)
+            add("mount", ops.mount_at(source.encode(), dest.encode(), None, None, kind,
+                                      opts.attrs, opts.propagation,
+                                      plan.mount_userns.get(i, -1)),
                 detail=f"{source} on {dest}")
             continue
         if fstype in ("cgroup", "cgroup2"):
             # The container's own cgroup directory, bound read-only: the view a cgroup2
             # mount gives inside a cgroup namespace. A fresh cgroup2 mount would wait for
             # an RCU grace period (5-20 ms) and rewrite the host hierarchy's root flags.
-            add("mkdir", ops.mkdirs(btarget), detail=dest)
-            add("mount", ops.bind(
-                cgroup_dir.encode(), btarget, s.MS_BIND,
-                opts.flags & ~(s.MS_BIND | s.MS_REC) | s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC,
-                opts.propagation), detail=f"cgroup on {dest}")
+            attrs = (opts.attrs[0] | CGROUP_ATTRS, opts.attrs[1] & ~CGROUP_ATTRS,
+                     opts.attrs[2], opts.attrs[3])
+            add("mount", ops.mount_at(cgroup_dir.encode(), dest.encode(), None, None, 0,
+                                      attrs, opts.propagation),
+                detail=f"cgroup on {dest}")
             continue
         if not fstype:
             raise SpecError(f"config.json: {field}.type: required for a non-bind mount")
-        add("mkdir", ops.mkdirs(btarget), detail=dest)
-        add("mount", ops.mount((m.source or fstype).encode(), btarget, fstype.encode(),
-                               opts.flags, opts.data.encode() or None, opts.propagation),
+        if fstype == "tmpfs":
+            check_tmpfs_data(opts.data, field)
+        kind = ops.MNT_TMPCOPYUP if opts.tmpcopyup else 0
+        add("mount", ops.mount_at((m.source or fstype).encode(), dest.encode(),
+                                  fstype.encode(), opts.data.encode() or None, kind,
+                                  opts.attrs, opts.propagation),
             detail=f"{fstype} on {dest}")
 
-    devdir = os.path.join(rootfs, "dev").encode()
     if dev_is_tmpfs:
         for name, major, minor in DEFAULT_DEVICES:
-            node = devdir + b"/" + name.encode()
             if in_userns:
-                _bind_device(plan, f"/dev/{name}", node)
+                _bind_device(plan, f"/dev/{name}")
                 continue
-            add("mknod", ops.make_device(node, 0o020666, os.makedev(major, minor), 0, 0),
+            add("mknod", ops.make_device_at(b"/dev", name.encode(), 0o020666,
+                                            os.makedev(major, minor), 0, 0),
                 detail=f"/dev/{name}")
         for target, name in DEV_SYMLINKS:
-            add("symlink", ops.symlink(target, devdir + b"/" + name),
+            add("symlink", ops.symlink_at(target, b"/dev", name),
                 detail=f"/dev/{name.decode()}")
         if any(os.path.normpath(m.destination) == "/dev/pts" for m in spec.mounts):
-            add("symlink", ops.symlink(b"pts/ptmx", devdir + b"/ptmx"), detail="/dev/ptmx")
+            add("symlink", ops.symlink_at(b"pts/ptmx", b"/dev", b"ptmx"), detail="/dev/ptmx")
     for i, d in enumerate(linux.devices):
         field = f"linux.devices[{i}]"
-        if not os.path.normpath(d.path).startswith("/dev/"):
+        path = container_path(d.path, f"{field}.path")
+        if not path.startswith("/dev/"):
             raise SpecError(f"config.json: {field}.path: {d.path!r} is not under /dev")
         kind = DEVICE_TYPES.get(d.type)
         if kind is None:
             raise SpecError(f"config.json: {field}.type: unknown device type {d.type!r}")
         mode = kind | ((d.file_mode if d.file_mode is not None else 0o666) & 0o7777)
-        host = secure_join(rootfs, d.path).encode()
-        add("mkdir", ops.mkdirs(os.path.dirname(host)), detail=os.path.dirname(d.path))
+        directory, name = split(path)
         if in_userns:
-            _bind_device(plan, d.path, host, f"config.json: {field}.path")
+            _bind_device(plan, path, f"config.json: {field}.path")
             continue
-        add("mknod", ops.make_device(host, mode, os.makedev(d.major or 0, d.minor or 0),
-                                     d.uid or 0, d.gid or 0), detail=d.path)
+        add("mknod", ops.make_device_at(directory.encode(), name.encode(), mode,
+                                        os.makedev(d.major or 0, d.minor or 0),
+                                        d.uid or 0, d.gid or 0), detail=path)
 
-    add("pivot_root", ops.pivot_root(broot), detail=rootfs)
+    if no_pivot:
+        add("move root", ops.move_root(broot), detail=rootfs)
+    else:
+        add("pivot_root", ops.pivot_root(broot), detail=rootfs)
+    if shared:
+        add("root propagation", ops.mount(None, b"/", None, PROPAGATION[prop]), detail=prop)
     for key, value in sorted(linux.sysctl.items()):
         add("sysctl", ops.write_file(sysctl_path(key, linux).encode(), value.encode()),
             detail=f"{key}={value}")
-    for p in linux.masked_paths:
-        add("maskedPaths", ops.mask_path(p.encode()), detail=p)
-    for p in linux.readonly_paths:
-        add("readonlyPaths", ops.remount_readonly(p.encode(), True), detail=p)
+    for i, p in enumerate(linux.masked_paths):
+        path = container_path(p, f"linux.maskedPaths[{i}]")
+        add("maskedPaths", ops.mask_at(path.encode()), detail=path)
+    for i, p in enumerate(linux.readonly_paths):
+        path = container_path(p, f"linux.readonlyPaths[{i}]")
+        add("readonlyPaths", ops.readonly_at(path.encode(), True), detail=path)
     if spec.root is not None and spec.root.readonly:
-        add("root.readonly", ops.remount_readonly(b"/", False), detail="/")
+        add("root.readonly", ops.readonly_at(b"/", False), detail="/")
+
+
+def _mount_point(path: str) -> str:
+    """The mount point of the mount that holds ``path`` (host side, from mountinfo)."""
+    real = os.path.realpath(path)
+    best = "/"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            point = line.split(" ", 5)[4].encode().decode("unicode_escape")
+            if (real == point or real.startswith(point.rstrip("/") + "/")) \
+                    and len(point) > len(best):
+                best = point
+    return best
 
 
 def _host_bind(m: oci.Mount, source: str) -> oci.Mount:
     return oci.Mount(m.destination, "bind", source, list(m.options or []))
 
 
-def _bind_device(plan: Plan, path: str, node: bytes, field: str = "") -> None:
-    """In a user namespace mknod is refused: bind the host's node instead (runc does)."""
+def _bind_device(plan: Plan, path: str, field: str = "") -> None:
+    """In a user namespace mknod is refused: bind the host's node instead (runc does),
+    onto a file made inside the root at the same container path."""
     if field and not os.path.exists(path):
         raise SpecError(f"{field}: {path}: no such device on the host to bind (mknod is "
                         "not allowed in a user namespace)")
-    plan.add("mkfile", ops.make_file(node), detail=path)
-    plan.add("mount", ops.bind(path.encode(), node, s.MS_BIND), detail=f"{path} (bind)")
+    plan.add("mount", ops.mount_at(path.encode(), path.encode(), None, None, ops.MNT_FILE,
+                                   (0, 0, 0, 0)), detail=f"{path} (bind)")
 
 
 IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",

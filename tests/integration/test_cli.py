@@ -610,7 +610,6 @@ def test_usage_errors(ck: CK, argv: list[str], needle: str) -> None:
 
 @pytest.mark.parametrize("flags, needle", [
     (["--console-socket", "/tmp/no.sock"], "console"),
-    (["--no-pivot"], "no-pivot"),
     (["--preserve-fds", "2"], "preserve-fds"),
 ])
 def test_refused_create_flags(ck: CK, flags: list[str], needle: str) -> None:

@@ -9,39 +9,55 @@ import pytest
 
 from containerkit import spec as oci
 from containerkit import syscalls as s
-from containerkit.errors import ConfigError, SetupError, SpecError, UnsupportedError
+from containerkit.errors import ConfigError, SetupError, SpecError
 from containerkit.native import capabilities, sync
-from containerkit.native.mountopts import parse
+from containerkit.native.mountopts import (
+    ATTR__ATIME,
+    ATTR_NOATIME,
+    ATTR_NODEV,
+    ATTR_NOEXEC,
+    ATTR_NOSUID,
+    ATTR_NOSYMFOLLOW,
+    ATTR_RDONLY,
+    check_bind_data,
+    check_tmpfs_data,
+    parse,
+)
 from containerkit.native.ops import OpArray
-from containerkit.native.paths import secure_join
+from containerkit.native.paths import container_path, split
 from containerkit.native.plan import build
 from containerkit.state import State, StateDir, check_id, write_atomic
 
 
-def test_secure_join_stays_in_root(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
-    os.symlink("/etc", root / "abs")                 # absolute: restarts at the rootfs
-    os.symlink("../../../../..", root / "up")        # climbs: stops at the rootfs
-    os.symlink("loop2", root / "loop1")
-    os.symlink("loop1", root / "loop2")
-    r = str(root)
-    assert secure_join(r, "/abs/passwd") == f"{r}/etc/passwd"
-    assert secure_join(r, "/up/etc") == f"{r}/etc"
-    assert secure_join(r, "../../x") == f"{r}/x"
-    assert secure_join(r, "/new/dir") == f"{r}/new/dir"
-    with pytest.raises(ConfigError, match="too many levels"):
-        secure_join(r, "/loop1/x")
+def test_container_paths_are_clean_and_absolute() -> None:
+    assert container_path("../../x", "f") == "/x"
+    assert container_path("dev//pts/", "f") == "/dev/pts"
+    assert container_path("/a/../../b", "f") == "/b"
+    assert container_path("/", "f") == "/"
+    assert split("/dev/null") == ("/dev", "null")
+    assert split("/x") == ("/", "x")
+    with pytest.raises(SpecError, match="mounts.0..destination: must not be empty"):
+        container_path("", "mounts[0].destination")
 
 
 def test_mount_options() -> None:
     o = parse(["nosuid", "noexec", "nodev", "relatime", "ro", "mode=755", "size=65536k"], "m")
-    assert o.flags == s.MS_NOSUID | s.MS_NOEXEC | s.MS_NODEV | s.MS_RELATIME | s.MS_RDONLY
+    set_, clr, rset, rclr = o.attrs
+    assert set_ == ATTR_NOSUID | ATTR_NOEXEC | ATTR_NODEV | ATTR_RDONLY
+    assert clr == ATTR__ATIME and rset == rclr == 0
     assert o.data == "mode=755,size=65536k"
-    assert parse(["rbind", "rprivate"], "m").propagation == s.MS_PRIVATE | s.MS_REC
-    assert parse(["ro", "rw"], "m").flags == 0
-    with pytest.raises(UnsupportedError, match=r"mounts\[2\]: mount option 'idmap'"):
-        parse(["idmap"], "mounts[2]")
+    o = parse(["rbind", "rprivate"], "m")
+    assert o.bind and o.recursive and o.propagation == (s.MS_PRIVATE | s.MS_REC,)
+    assert parse(["ro", "rw"], "m").attrs == (0, ATTR_RDONLY, 0, 0)
+    assert parse(["rro", "rnoatime", "nosymfollow"], "m").attrs == (
+        ATTR_NOSYMFOLLOW, 0, ATTR_RDONLY | ATTR_NOATIME, ATTR__ATIME)
+    assert parse(["strictatime", "norelatime"], "m").attrs == (0, ATTR__ATIME, 0, 0)
+    assert parse(["ridmap", "tmpcopyup"], "m")[5:] == (True, True, True)
+    with pytest.raises(SpecError, match=r"mounts\[2\].options: unknown mount option 'foo'"):
+        check_bind_data(parse(["bind", "foo"], "mounts[2]"), "mounts[2]")
+    with pytest.raises(SpecError, match=r"m.options: 'size=lots': not a valid tmpfs size"):
+        check_tmpfs_data("mode=755,size=lots", "m")
+    check_tmpfs_data("mode=1777,size=50%,nr_inodes=10k,uid=0", "m")
 
 
 def test_capability_masks() -> None:

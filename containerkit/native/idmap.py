@@ -1,0 +1,71 @@
+"""User namespaces that carry an idmapped mount's mapping (mount_setattr MOUNT_ATTR_IDMAP).
+
+The kernel takes the mapping of an idmapped mount from a user namespace fd. Such a
+namespace is made here, in the parent, before the container's clone: a short-lived
+helper is cloned into a new user namespace (it runs two ops of C and blocks), its
+uid_map and gid_map are written, its namespace is opened, and it is killed and reaped
+at once. The fd keeps the namespace alive; the init keeps it open only until execve.
+The mapping is written as the spec gives it (``containerID hostID size``, as runc).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from .. import spec as oci
+from .. import syscalls as s
+from ..errors import SetupError, SpecError
+from . import ops
+
+Mapping = tuple[tuple[int, int, int], ...]
+
+
+def mapping(ids: list[oci.IDMapping], field: str) -> Mapping:
+    if not ids:
+        raise SpecError(f"config.json: {field}: required for an idmapped mount")
+    out = []
+    for i, m in enumerate(ids):
+        if m.size == 0:
+            raise SpecError(f"config.json: {field}[{i}].size: must not be 0")
+        out.append((m.container_id, m.host_id, m.size))
+    return tuple(out)
+
+
+def _map_text(maps: Mapping) -> bytes:
+    return "".join(f"{c} {h} {n}\n" for c, h, n in maps).encode()
+
+
+def userns_fd(uids: Mapping, gids: Mapping, field: str) -> int:
+    """An fd (O_CLOEXEC) of a new user namespace with these mappings; no process is
+    left behind, whether this succeeds or not."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    plan = [ops.Step("reset signals", *ops.reset_signals(), ""),
+            ops.Step("fds", *ops.close_fds_except((child.fileno(),)), ""),
+            ops.Step("wait", *ops.wait_parent(child.fileno()), "")]
+    array = ops.OpArray(plan)
+    try:
+        pid, pidfd, _, _ = s.spawn(s.CLONE_NEWUSER, -1, array.ops, child.fileno(),
+                                   share_mm=False)
+    except OSError as e:
+        parent.close()
+        child.close()
+        raise SetupError(f"{field}: cannot make a user namespace for the idmap: "
+                         f"{e.strerror}") from None
+    child.close()
+    try:
+        try:
+            with open(f"/proc/{pid}/uid_map", "wb") as f:
+                f.write(_map_text(uids))
+            with open(f"/proc/{pid}/gid_map", "wb") as f:
+                f.write(_map_text(gids))
+            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SpecError(f"config.json: {field}: the kernel refused the mapping: "
+                            f"{e.strerror}") from None
+    finally:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(pidfd)
+        parent.close()

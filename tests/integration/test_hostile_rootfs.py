@@ -1,0 +1,224 @@
+"""A rootfs full of hostile symlinks: every container path stays inside the rootfs.
+
+Each test plants symlinks in a private copy of the busybox rootfs that point at a host
+directory (absolute, or climbing with ``..``), loops, or a directory swapped with a
+symlink while containers are created. Then: the host directory is untouched (nothing
+made in it, nothing mounted), and the container either did its work inside its own
+root (checked from inside) or failed with a one-line error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import copy_rootfs
+
+from containerkit import Bundle, NativeDriver, SetupError, new_container
+
+pytestmark = pytest.mark.usefixtures("leak_check")
+
+UP = "../../../../../../../../.."
+
+
+def run(bundle: str, root: str, cid: str) -> tuple[int, str]:
+    config = Bundle(bundle, id=cid, root=root)
+    out = os.path.join(bundle, f"{cid}.out")
+    with open(out, "w+b") as f:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.stdout = f
+            c.stderr = f
+            c.create()
+            c.start()
+            status = c.wait(timeout=30)
+        f.seek(0)
+        return status or 0, f.read().decode()
+
+
+def sh(script: str) -> list[str]:
+    return ["/bin/sh", "-c", textwrap.dedent(script)]
+
+
+@pytest.fixture
+def hostile(tmp_path: Path, rootfs: str) -> tuple[str, Path]:
+    """(copy of the rootfs, an empty host directory that must stay untouched)."""
+    root = copy_rootfs(rootfs, str(tmp_path / "hostile-rootfs"))
+    target = tmp_path / "host-target"
+    target.mkdir()
+    return root, target
+
+
+def _host_mounts() -> str:
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
+
+
+def _untouched(target: Path) -> None:
+    assert os.listdir(target) == [], f"made on the host: {os.listdir(target)}"
+    assert f" {target} " not in _host_mounts()
+
+
+def _bundle(make_bundle: Callable[..., str], root: str, args: list[str],
+            edit: Callable[[dict[str, Any]], None] | None = None) -> str:
+    def full(cfg: dict[str, Any]) -> None:
+        cfg["root"]["path"] = root
+        cfg["root"]["readonly"] = False
+        if edit is not None:
+            edit(cfg)
+
+    return make_bundle(args, full)
+
+
+def test_mount_destinations_through_symlinks_stay_inside(
+        make_bundle: Callable[..., str], state_root: str, hostile: tuple[str, Path]) -> None:
+    root, target = hostile
+    os.symlink("/", os.path.join(root, "evil"))
+    os.symlink(UP + str(target), os.path.join(root, "up"))     # climbs to the host dir
+    os.symlink(str(target), os.path.join(root, "abs"))         # absolute host path
+    source = Path(root).parent / "src"
+    source.mkdir()
+    (source / "file").write_text("from the host\n")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"] += [
+            {"destination": "/evil/mnt-evil", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/up/made-dir", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/abs/made-file", "type": "bind", "source": str(source / "file"),
+             "options": ["bind", "ro"]},
+        ]
+
+    bundle = _bundle(make_bundle, root, sh(f"""
+        awk '$9 == "tmpfs" {{print $5}}' /proc/self/mountinfo
+        cat {target}/made-file
+        """), edit)
+    status, out = run(bundle, state_root, "hostile-dest")
+    assert status == 0, out
+    mounts = out.splitlines()
+    assert "/mnt-evil" in mounts                      # "/" is the container's root
+    assert f"{target}/made-dir" in mounts             # inside: <rootfs>/<host path>
+    assert "from the host" in out
+    _untouched(target)
+    assert os.path.isdir(os.path.join(root, str(target).lstrip("/"), "made-dir"))
+
+
+def test_symlink_loop_is_a_clear_error(make_bundle: Callable[..., str], state_root: str,
+                                       hostile: tuple[str, Path]) -> None:
+    root, target = hostile
+    os.symlink("loop2", os.path.join(root, "loop1"))
+    os.symlink("loop1", os.path.join(root, "loop2"))
+    bundle = _bundle(make_bundle, root, ["true"], lambda c: c["mounts"].append(
+        {"destination": "/loop1/x", "type": "tmpfs", "source": "tmpfs"}))
+    config = Bundle(bundle, id="hostile-loop", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        with pytest.raises(SetupError, match=r"mount tmpfs on /loop1/x: Too many levels of "
+                                             r"symbolic links") as info:
+            c.create()
+    assert "\n" not in str(info.value)
+    _untouched(target)
+
+
+def test_device_node_through_a_symlink_stays_inside(
+        make_bundle: Callable[..., str], state_root: str, hostile: tuple[str, Path]) -> None:
+    root, target = hostile
+    os.symlink(str(target), os.path.join(root, "dev", "evil"))
+
+    def edit(cfg: dict[str, Any]) -> None:
+        # the rootfs's own /dev (no tmpfs over it), so that the planted link is seen
+        cfg["mounts"] = [m for m in cfg["mounts"] if not m["destination"].startswith("/dev")]
+        cfg["linux"]["devices"] = [{"path": p, "type": "c", "major": 1, "minor": 3,
+                                    "fileMode": 0o666} for p in ("/dev/evil/null", "/dev/null")]
+
+    bundle = _bundle(make_bundle, root, sh(f"ls -l {target}/null; echo hi > /dev/evil/null"),
+                     edit)
+    status, out = run(bundle, state_root, "hostile-dev")
+    assert status == 0, out
+    assert out.startswith("crw-rw-rw-"), out
+    _untouched(target)
+    made = os.path.join(root, str(target).lstrip("/"), "null")
+    assert os.path.exists(made)
+    os.unlink(made)
+
+
+def test_masked_readonly_paths_and_cwd_through_symlinks(
+        make_bundle: Callable[..., str], state_root: str, hostile: tuple[str, Path]) -> None:
+    root, target = hostile
+    os.makedirs(os.path.join(root, "data"))
+    Path(root, "data", "secret").write_text("s3cret\n")
+    os.makedirs(os.path.join(root, "writable"))
+    os.symlink(UP + "/data", os.path.join(root, "mask-link"))
+    os.symlink("/writable", os.path.join(root, "ro-link"))
+    os.symlink(UP + "/writable", os.path.join(root, "cwd-link"))
+    os.symlink(str(target), os.path.join(root, "host-link"))
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["maskedPaths"] += ["/mask-link", "/host-link"]
+        cfg["linux"]["readonlyPaths"] += ["/ro-link", "/host-link/x"]
+        cfg["process"]["cwd"] = "/cwd-link"
+
+    bundle = _bundle(make_bundle, root, sh("""
+        echo cwd=$(pwd -P)
+        ls /data | wc -l
+        touch /writable/f 2>/dev/null && echo rw || echo ro
+        """), edit)
+    status, out = run(bundle, state_root, "hostile-paths")
+    assert status == 0, out
+    assert out.splitlines() == ["cwd=/writable", "0", "ro"]
+    _untouched(target)
+
+
+def test_swapping_a_directory_for_a_symlink_never_escapes(
+        make_bundle: Callable[..., str], state_root: str, hostile: tuple[str, Path]) -> None:
+    """A thread swaps <rootfs>/race between a directory and a symlink to the host dir
+    while containers make directories, files and device nodes under it."""
+    root, target = hostile
+    race = os.path.join(root, "race")
+    link = os.path.join(root, "race-link")
+    spare = os.path.join(root, "race-dir")
+    os.makedirs(race)
+    os.symlink(UP + str(target), link)
+    source = Path(root).parent / "src-file"
+    source.write_text("x")
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            try:
+                os.rename(race, spare)           # the directory away...
+                os.rename(link, race)            # ...a symlink in its place
+                os.rename(race, link)
+                os.rename(spare, race)
+            except OSError:
+                pass
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"] += [
+            {"destination": "/race/a/b", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/race/f", "type": "bind", "source": str(source),
+             "options": ["bind"]},
+        ]
+
+    bundle = _bundle(make_bundle, root, ["true"], edit)
+    thread = threading.Thread(target=swap, daemon=True)
+    thread.start()
+    outcomes = set()
+    try:
+        for n in range(30):
+            try:
+                run(bundle, state_root, f"hostile-race{n}")
+                outcomes.add("ran")
+            except SetupError as e:
+                assert "\n" not in str(e)
+                outcomes.add("refused")
+    finally:
+        stop.set()
+        thread.join()
+    assert outcomes
+    _untouched(target)
+    shutil.rmtree(os.path.join(root, str(target).lstrip("/").split("/")[0]),
+                  ignore_errors=True)
