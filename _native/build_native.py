@@ -1160,6 +1160,8 @@ static int ck_hook(const struct ck_op *op, struct ck_child *child)
         at--;
     child->report[at] = '\0';
     return -CK_EHOOK;
+}
+
 /* ---- paths inside the rootfs, and mounts on them --------------------------------------
  *
  * Every container path (mount destination, device node, masked or read-only path, cwd)
