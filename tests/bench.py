@@ -9,6 +9,11 @@ per round, so that machine noise hits every row alike. A row whose tool is missi
 fails is reported as unavailable instead of timed. The targets printed at the end are
 informational: the exit status is 0 whenever the benchmark itself ran.
 
+In the VM (``vagrant/run-vm-tests --bench``), where cgroup v2 has every controller and crun
+works, ``--vm`` adds the crun target, and ``--memory-min`` finds the smallest ``memory.max``
+at which each runtime runs ``/bin/true`` (see :func:`memory_min`). crun 1.8 refuses
+``ociVersion`` 1.2.0 and 1.3.0: it gets a copy of the bundle's config.json that says 1.1.0.
+
 Not collected by pytest (no ``test_`` prefix).
 """
 
@@ -38,6 +43,8 @@ TARGETS = (  # (row, reference row, at most this ratio)
     ("library lifecycle", "kernel floor", 2.0),
     ("containerkit run", "runc run", 1.0),
 )
+VM_TARGETS = (("library lifecycle", "crun run", 1.0),)
+CRUN_OCI_VERSION = "1.1.0"      # crun 1.8.1 refuses 1.2.0 and 1.3.0 ("unknown version")
 
 
 @dataclass
@@ -108,6 +115,8 @@ class Bench:
         self.work = workdir
         self.bundle = make_bundle(os.path.join(workdir, "bundle"), args=["/bin/true"])
         self.rootfs = os.path.join(self.bundle, "rootfs")
+        self.crun_bundle = _bundle_copy(self.bundle, os.path.join(workdir, "bundle-crun"),
+                                        oci_version=CRUN_OCI_VERSION)
         self.roots = {k: os.path.join(workdir, f"state-{k}") for k in ("lib", "ck", "runc",
                                                                           "crun")}
         self.prefix = f"ckbench{os.getpid()}"
@@ -147,7 +156,8 @@ class Bench:
                        check=lambda: probe(make(self.cid(kind, "probe")), env))
 
         def run_argv(tool: str, kind: str) -> Callable[[str], list[str]]:
-            return lambda cid: [tool, "--root", self.roots[kind], "run", "-b", self.bundle, cid]
+            bundle = self.crun_bundle if tool == "crun" else self.bundle
+            return lambda cid: [tool, "--root", self.roots[kind], "run", "-b", bundle, cid]
 
         ck = command("containerkit run", "ck", run_argv(self.cli, "ck"), self.cli_env)
         if not os.access(self.cli, os.X_OK):
@@ -225,6 +235,22 @@ def fs_type(path: str) -> str:
     return kind
 
 
+def _bundle_copy(src: str, dest: str, oci_version: str | None = None,
+                 edit: Callable[[dict[str, Any]], None] | None = None) -> str:
+    """A bundle whose config.json is ``src``'s (edited), its root the same rootfs."""
+    os.makedirs(dest, exist_ok=True)
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["root"]["path"] = os.path.join(os.path.abspath(src), cfg["root"]["path"])
+    if oci_version is not None:
+        cfg["ociVersion"] = oci_version
+    if edit is not None:
+        edit(cfg)
+    with open(os.path.join(dest, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return dest
+
+
 def _listdir(path: str) -> list[str]:
     try:
         return sorted(os.listdir(path))
@@ -253,14 +279,16 @@ def measure(rows: list[Row], n: int, warmup: int) -> None:
                 row.samples.append(t)
 
 
-def report(rows: list[Row], n: int, warmup: int, workdir: str) -> dict[str, Any]:
+def report(rows: list[Row], n: int, warmup: int, workdir: str,
+           vm: bool = False) -> dict[str, Any]:
     stats = {r.name: r.stats() for r in rows}
 
     def median(name: str) -> float | None:
         s = stats.get(name)
         return s["median_ms"] if s else None
 
-    refs = {"runc": median("runc run"), "floor": median("kernel floor")}
+    refs = {"runc": median("runc run"), "crun": median("crun run"),
+            "floor": median("kernel floor")}
     results: dict[str, Any] = {}
     for r in rows:
         s = stats[r.name]
@@ -273,7 +301,7 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str) -> dict[str, Any]
         results[r.name] = entry
 
     targets = []
-    for name, ref_name, limit in TARGETS:
+    for name, ref_name, limit in TARGETS + (VM_TARGETS if vm else ()):
         a, b = median(name), median(ref_name)
         ratio = a / b if a is not None and b else None
         verdict = "n/a" if ratio is None else ("PASS" if ratio <= limit else "MISS")
@@ -286,7 +314,8 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str) -> dict[str, Any]
     print(f"host: Linux {platform.release()}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}; bundle and state roots in {workdir} "
           f"({state_fs})")
-    head = f"{'name':<18} {'median ms':>9} {'p10':>8} {'p90':>8} {'x runc':>7} {'x floor':>7}"
+    head = (f"{'name':<18} {'median ms':>9} {'p10':>8} {'p90':>8} {'x runc':>7} "
+            f"{'x crun':>7} {'x floor':>7}")
     print(head)
     print("-" * len(head))
 
@@ -299,7 +328,8 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str) -> dict[str, Any]
             print(f"{r.name:<18} unavailable: {r.error}")
             continue
         print(f"{r.name:<18} {e['median_ms']:9.2f} {e['p10_ms']:8.2f} {e['p90_ms']:8.2f} "
-              f"{ratio(e['ratio_vs_runc'])} {ratio(e['ratio_vs_floor'])}")
+              f"{ratio(e['ratio_vs_runc'])} {ratio(e['ratio_vs_crun'])} "
+              f"{ratio(e['ratio_vs_floor'])}")
     print("\ntargets (informational):")
     for t in targets:
         got = f"{t['ratio']:.3f}x" if t["ratio"] is not None else "unavailable"
@@ -310,11 +340,143 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str) -> dict[str, Any]
             "results": results, "targets": targets}
 
 
+# -- the smallest memory.max -------------------------------------------------------------
+MEM_STEP = 64 << 10
+MEM_HI = 32 << 20
+MEM_PARENT = "ckbench-mem"      # under the cgroup2 root: limits the shared-mm library runs
+
+
+def memory_min(bench: Bench) -> dict[str, int | None | str]:
+    """The smallest ``memory.max`` (a multiple of 64 KiB, binary search up to 32 MiB) at
+    which ``/bin/true`` exits 0, per runtime. Needs the memory controller (the VM).
+
+    - library fork-like: ``linux.resources.memory.limit`` in the spec; the init then never
+      shares the caller's mm (NativeDriver's rule), so this is what a limited container gets.
+    - library shared-mm: no limit in the spec (so the init runs on the caller's mm until its
+      execve) and the container's cgroup under a parent whose ``memory.max`` is the probe:
+      the same charges, seen from the parent.
+    - runc run / crun run: the limit in the spec.
+    """
+    from containerkit.cgroups.v2 import cgroup2_mountpoint
+
+    root = cgroup2_mountpoint()
+    parent = os.path.join(root, MEM_PARENT)
+    n = [0]
+
+    def limited(cfg: dict[str, Any], limit: int) -> None:
+        cfg["linux"].setdefault("resources", {})["memory"] = {"limit": limit, "swap": limit}
+
+    def library(limit: int, shared: bool) -> bool:
+        # in a forked process: an OOM kill of an init that shares its caller's mm kills
+        # every process on that mm (the caller too; why NativeDriver never shares the mm
+        # of a container with a memory limit)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os._exit(0 if library_run(limit, shared) else 1)
+            finally:
+                os._exit(2)
+        n[0] += 1
+        return os.waitpid(pid, 0)[1] == 0
+
+    def library_run(limit: int, shared: bool) -> bool:
+        n[0] += 1
+        cid = bench.cid("mem", n[0])
+        if shared:
+            _write(os.path.join(parent, "memory.max"), str(limit))
+            with contextlib.suppress(OSError):         # no swap accounting: no swap file
+                _write(os.path.join(parent, "memory.swap.max"), "0")
+            b = _bundle_copy(bench.bundle, os.path.join(bench.work, f"mem{n[0]}"),
+                             edit=lambda c: c["linux"].update(cgroupsPath=f"/{MEM_PARENT}/{cid}"))
+        else:
+            b = _bundle_copy(bench.bundle, os.path.join(bench.work, f"mem{n[0]}"),
+                             edit=lambda c: limited(c, limit))
+        try:
+            with new_container(Bundle(b, id=cid, root=bench.roots["lib"]),
+                               BindGraphDriver(bench.rootfs), NativeDriver(shared)) as c:
+                c.stdin = c.stdout = c.stderr = bench.devnull
+                c.create()
+                c.start()
+                return c.wait(timeout=60) == 0
+        except Exception:
+            return False
+        finally:
+            shutil.rmtree(b, ignore_errors=True)
+
+    def tool(name: str, limit: int) -> bool:
+        n[0] += 1
+        cid = bench.cid("mem", n[0])
+        b = _bundle_copy(bench.bundle, os.path.join(bench.work, f"mem{n[0]}"),
+                         oci_version=CRUN_OCI_VERSION if name == "crun" else None,
+                         edit=lambda c: limited(c, limit))
+        state = bench.roots[name]
+        try:
+            return subprocess.run([name, "--root", state, "run", "-b", b, cid],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=120).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        finally:
+            subprocess.run([name, "--root", state, "delete", "-f", cid], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120)
+            shutil.rmtree(b, ignore_errors=True)
+
+    _write(os.path.join(root, "cgroup.subtree_control"), "+memory")
+    os.makedirs(parent, exist_ok=True)
+    _write(os.path.join(parent, "cgroup.subtree_control"), "+memory")
+    subjects: dict[str, Callable[[int], bool]] = {
+        "library fork-like": lambda x: library(x, False),
+        "library shared-mm": lambda x: library(x, True),
+    }
+    for name in ("runc", "crun"):
+        if shutil.which(name):
+            subjects[f"{name} run"] = lambda x, name=name: tool(name, x)
+    out: dict[str, int | None | str] = {}
+    try:
+        for name, works in subjects.items():
+            out[name] = _smallest(works)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(parent)
+    print(f"\nsmallest memory.max for /bin/true (swap off; {MEM_STEP >> 10} KiB steps):")
+    for name, v in out.items():
+        text = f"> {MEM_HI >> 10} KiB" if v is None else f"{v >> 10} KiB"
+        print(f"  {name:<18} {text}")
+    return out
+
+
+def _smallest(works: Callable[[int], bool]) -> int | None:
+    """Binary search, assuming a run that works at X works above X (checked at the end)."""
+    if not works(MEM_HI):
+        return None
+    lo, hi = 0, MEM_HI // MEM_STEP          # works(hi * STEP); lo: not known to work
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if works(mid * MEM_STEP):
+            hi = mid
+        else:
+            lo = mid
+    # confirm: a second run at the answer (a racy success would mislead)
+    while not works(hi * MEM_STEP):
+        hi += 1
+    return hi * MEM_STEP
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=30, help="measured runs per row (default 30)")
     parser.add_argument("--warmup", type=int, default=WARMUP, help=argparse.SUPPRESS)
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+    parser.add_argument("--vm", action="store_true",
+                        help="in the VM: add the target library lifecycle <= 1.0x crun run")
+    parser.add_argument("--memory-min", action="store_true",
+                        help="also find the smallest memory.max per runtime (cgroup v2 "
+                             "with the memory controller: the VM)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("-n must be at least 1")
@@ -328,7 +490,9 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(work)
         rows = bench.rows()
         measure(rows, args.n, args.warmup)
-        doc = report(rows, args.n, args.warmup, work)
+        doc = report(rows, args.n, args.warmup, work, vm=args.vm)
+        if args.memory_min:
+            doc["memory_min_bytes"] = memory_min(bench)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(doc, f, indent=2)
