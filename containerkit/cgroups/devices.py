@@ -88,9 +88,10 @@ def rules_from_spec(linux: spec.Linux | None,
         major = WILDCARD if d.major is None else d.major
         minor = WILDCARD if d.minor is None else d.minor
         access = d.access if d.access is not None else "rwm"
-        for name, v in (("major", major), ("minor", minor)):
-            if v < WILDCARD or v > 0xFFFFFFFF:
-                raise ConfigError(f"{field}[{i}].{name}: {v} is not a device number")
+        for name, v, top in (("major", major, 0xFFF), ("minor", minor, 0xFFFFF)):
+            if v < WILDCARD or v > top:     # Linux: 12-bit majors, 20-bit minors
+                raise ConfigError(f"{field}[{i}].{name}: {v} is not a device number "
+                                  f"(0..{top}, or -1/omitted for any)")
         rules.append(Rule(bool(d.allow), typ, major, minor, access))
     for d in (linux.devices if linux is not None else ()):
         if d.type in ("c", "u", "b") and d.major is not None and d.minor is not None:

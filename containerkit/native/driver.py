@@ -115,7 +115,7 @@ class NativeDriver:
                 os.symlink(cgroup.path, os.path.join(container.statedir.path, "cgroup"))
                 if linux is not None and linux.resources is not None:
                     cgroup.set_resources(linux.resources)   # limits hold from the start
-                cgroup.set_devices(linux)   # runc's default list even without rules
+                _set_devices(cgroup, linux)
             pid, pidfd, placed, memory = syscalls.spawn(
                 plan.clone_flags, cgroup_fd if into_cgroup else -1, ops.ops,
                 child_sock.fileno(), share_mm=self.share_memory and not _memory_limited(linux))
@@ -254,6 +254,23 @@ def _asked_resources(linux: object) -> str:
         if key != "devices" and value not in (None, [], {}):
             return key
     return ""
+
+
+def _set_devices(cgroup: Cgroup, linux: oci.Linux | None) -> None:
+    """The device program (runc's default list even without rules). Rootless, bpf(2) is
+    not allowed: as runc's rootless mode, go on without it, with a warning (an unprivileged
+    user can neither mknod a device nor open one its host permissions do not already
+    allow, so the rules would add nothing)."""
+    from .userns import rootless
+
+    try:
+        cgroup.set_devices(linux)
+    except UnsupportedError as e:
+        if not rootless():
+            raise
+        import logging
+
+        logging.getLogger(__name__).warning("%s (rootless: going on without it)", e)
 
 
 def _may_create(cgroup: Cgroup) -> bool:
