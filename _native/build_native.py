@@ -62,7 +62,13 @@ enum ck_opcode {
     CK_OP_SYMLINK_AT = 40,
     CK_OP_MASK_AT = 41,
     CK_OP_READONLY_AT = 42,
-    CK_OP_MOVE_ROOT = 43
+    CK_OP_MOVE_ROOT = 43,
+    CK_OP_KEYRING = 44,
+    CK_OP_PTY = 45,
+    CK_OP_CONSOLE = 46,
+    CK_OP_SEND_PTY = 47,
+    CK_OP_SETCTTY = 48,
+    CK_OP_INHERIT_FDS = 49
 };
 
 struct ck_op {
@@ -153,6 +159,13 @@ SOURCE = r"""
 #endif
 #define CK_STR_(x) #x
 #define CK_STR(x) CK_STR_(x)
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+#define CK_KEYCTL_JOIN_SESSION_KEYRING 1
+#define CK_KEYCTL_SETPERM 5
+#define CK_KEYCTL_DESCRIBE 6
 
 #ifndef PR_CAP_AMBIENT
 #define PR_CAP_AMBIENT 47
@@ -289,6 +302,9 @@ struct ck_child {
     char report[1024];          /* a failed hook's message (CK_EHOOK), for ck_fail */
     int rootfd;                 /* the container's root (O_PATH) once known, else -1 */
     char why[256];              /* the kernel's reason for a failed op, if it gave one */
+    int pty_master;             /* CK_OP_PTY's fds, for the console ops (-1: none) */
+    int pty_peer;
+    unsigned int pty_index;     /* N of /dev/pts/N */
 };
 
 /* A failed hook: not an errno; the ERROR message's detail is the whole message. */
@@ -889,7 +905,11 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   MKNOD_AT s[0], s[1] = directory, name; i[0..3] = mode, dev, uid, gid
  *   SYMLINK_AT s[0] = target, s[1], s[2] = directory, name
  *   MASK_AT s[0]                        READONLY_AT s[0]; i[0] = bind onto itself first
- *   CHDIR s[0] (inside the root once OPEN_ROOT ran) */
+ *   CHDIR s[0] (inside the root once OPEN_ROOT ran)
+ *   KEYRING s[0] = name; i[0] = permission bits to add
+ *   PTY s[0] = ptmx path; i[0..2] = rows, cols, owner uid (-1: keep)
+ *   CONSOLE s[0] = /dev/console path    SEND_PTY i[0] = sync fd
+ *   SETCTTY                             INHERIT_FDS i[0] = first fd, i[1] = count */
 /* sched_setattr(2) for process.scheduler: i = policy, flags, nice, priority; ids =
  * runtime, deadline, period as (low, high) 32-bit pairs (SCHED_DEADLINE only). */
 static int ck_sched(const long long *i, const unsigned int *ids, int nids)
@@ -1720,6 +1740,196 @@ static int ck_chdir_at(struct ck_child *child, const char *path)
     return rc;
 }
 
+/* Decimal digits of v after prefix into buf (cap bytes, NUL-terminated). */
+static void ck_path_num(char *buf, size_t cap, const char *prefix, unsigned int v)
+{
+    char num[16];
+    int k = (int)sizeof(num);
+    size_t at;
+
+    do {
+        num[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    at = ck_append(buf, 0, cap - 1, prefix, strlen(prefix));
+    at = ck_append(buf, at, cap - 1, num + k, sizeof(num) - (size_t)k);
+    buf[at] = '\0';
+}
+
+/* A new session keyring named `name` (runc's "_ses.<id>": the host's session keyring
+ * is not inherited), then its permissions | add (read back with KEYCTL_DESCRIBE,
+ * "type;uid;gid;perm;description", perm in hex). A kernel without keyrings is fine. */
+static int ck_keyring(const char *name, unsigned int add)
+{
+    char desc[128];
+    long id, n, k;
+    unsigned int perm = 0;
+    int field = 0;
+
+    id = ck_sys(SYS_keyctl, CK_KEYCTL_JOIN_SESSION_KEYRING, name, 0, 0, 0);
+    if (id == -ENOSYS)
+        return 0;
+    if (id < 0)
+        return (int)id;
+    n = ck_sys(SYS_keyctl, CK_KEYCTL_DESCRIBE, id, desc, sizeof(desc), 0);
+    if (n < 0)
+        return (int)n;
+    if (n > (long)sizeof(desc))
+        n = (long)sizeof(desc);
+    for (k = 0; k < n && desc[k] != '\0'; k++) {
+        char c = desc[k];
+        if (c == ';') {
+            if (++field > 3)
+                break;
+        } else if (field == 3) {
+            if (c >= '0' && c <= '9')
+                perm = perm << 4 | (unsigned int)(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                perm = perm << 4 | (unsigned int)(c - 'a' + 10);
+            else
+                return -EPROTO;
+        }
+    }
+    if (field < 4)
+        return -EPROTO;
+    return (int)ck_sys(SYS_keyctl, CK_KEYCTL_SETPERM, id, perm | add, 0, 0);
+}
+
+/* A pty of the container's own devpts: open ptmx, unlock, the peer by TIOCGPTPEER (no
+ * path lookup of /dev/pts/N), the window size when both are given, the peer owned by
+ * uid (>= 0) so that a non-root user can use its terminal. Both fds close-on-exec. */
+static int ck_pty(struct ck_child *child, const char *ptmx, unsigned short rows,
+                  unsigned short cols, long long uid)
+{
+    struct winsize ws;
+    int zero = 0, master, peer, rc;
+
+    master = ck_open(ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+    if (master < 0)
+        return master;
+    rc = (int)ck_sys(SYS_ioctl, master, TIOCSPTLCK, &zero, 0, 0);
+    if (rc == 0)
+        rc = (int)ck_sys(SYS_ioctl, master, TIOCGPTN, &child->pty_index, 0, 0);
+    peer = rc < 0 ? rc : (int)ck_sys(SYS_ioctl, master, TIOCGPTPEER,
+                                     O_RDWR | O_NOCTTY | O_CLOEXEC, 0, 0);
+    if (peer < 0) {
+        ck_close(master);
+        return peer;
+    }
+    rc = 0;
+    if (rows && cols) {
+        memset(&ws, 0, sizeof(ws));
+        ws.ws_row = rows;
+        ws.ws_col = cols;
+        rc = (int)ck_sys(SYS_ioctl, peer, TIOCSWINSZ, &ws, 0, 0);
+    }
+    if (rc == 0 && uid >= 0)
+        rc = (int)ck_sys(SYS_fchown, peer, (uid_t)uid, (gid_t)-1, 0, 0);
+    if (rc < 0) {
+        ck_close(peer);
+        ck_close(master);
+        return rc;
+    }
+    child->pty_master = master;
+    child->pty_peer = peer;
+    return 0;
+}
+
+/* /dev/console: an empty 0666 file (made if missing), the pty's peer bound onto it
+ * through /proc/self/fd (or /dev/pts/N where /proc is not mounted). */
+static int ck_console(const struct ck_child *child, const char *path)
+{
+    char src[64];
+    struct stat st;
+    int fd, rc;
+
+    if (child->pty_peer < 0)
+        return -EBADF;                  /* no CK_OP_PTY before: a plan bug */
+    if (ck_stat(path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        fd = ck_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0)
+            return fd;
+        rc = (int)ck_sys(SYS_fchmod, fd, 0666, 0, 0, 0);
+        ck_close(fd);
+        if (rc < 0)
+            return rc;
+    }
+    ck_path_num(src, sizeof(src), "/proc/self/fd/", (unsigned int)child->pty_peer);
+    rc = ck_mount_raw(src, path, NULL, MS_BIND, NULL);
+    if (rc == -ENOENT) {
+        ck_path_num(src, sizeof(src), "/dev/pts/", child->pty_index);
+        rc = ck_mount_raw(src, path, NULL, MS_BIND, NULL);
+    }
+    return rc;
+}
+
+/* The sync protocol's CONSOLE message with the pty master (SCM_RIGHTS); then the
+ * init has no more use for the master. */
+static int ck_send_pty(struct ck_child *child, int sync_fd)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    struct iovec iov;
+    struct cmsghdr *cmsg;
+    long rc;
+
+    if (child->pty_master < 0)
+        return -EBADF;
+    memset(&msg, 0, sizeof(msg));
+    memset(&control, 0, sizeof(control));
+    iov.iov_base = (void *)"CONSOLE";
+    iov.iov_len = 7;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &child->pty_master, sizeof(int));
+    rc = ck_sys(SYS_sendmsg, sync_fd, &msg, MSG_NOSIGNAL, 0, 0);
+    if (rc < 0)
+        return (int)rc;
+    ck_close(child->pty_master);
+    child->pty_master = -1;
+    return 0;
+}
+
+/* A session of its own whose controlling terminal is the pty: setsid, the peer onto
+ * 0, 1 and 2, TIOCSCTTY. */
+static int ck_setctty(struct ck_child *child)
+{
+    int k, rc, peer = child->pty_peer;
+
+    if (peer < 0)
+        return -EBADF;
+    rc = (int)ck_sys(SYS_setsid, 0, 0, 0, 0, 0);
+    if (rc < 0)
+        return rc;
+    for (k = 0; k < 3; k++)
+        if (peer != k && (rc = (int)ck_sys(SYS_dup3, peer, k, 0, 0, 0)) < 0)
+            return rc;
+    if (peer > 2)
+        ck_close(peer);
+    child->pty_peer = -1;
+    return (int)ck_sys(SYS_ioctl, 0, TIOCSCTTY, 0, 0, 0);
+}
+
+/* Fds first..first+n-1 inherited by execve (--preserve-fds): clear close-on-exec. */
+static int ck_inherit_fds(int first, int n)
+{
+    int k, rc;
+
+    for (k = first; k < first + n; k++)
+        if ((rc = (int)ck_sys(SYS_fcntl, k, F_SETFD, 0, 0, 0)) < 0)
+            return rc;
+    return 0;
+}
+
 static int ck_run_op(const struct ck_op *op, struct ck_child *child)
 {
     const char *const *s = op->s;
@@ -1778,6 +1988,13 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_IOPRIO:         /* IOPRIO_WHO_PROCESS, this process */
         return (int)ck_sys(SYS_ioprio_set, 1, 0, (int)i[0], 0, 0);
     case CK_OP_SCHED:          return ck_sched(i, op->ids, op->nids);
+    case CK_OP_KEYRING:        return ck_keyring(s[0], (unsigned int)i[0]);
+    case CK_OP_PTY:
+        return ck_pty(child, s[0], (unsigned short)i[0], (unsigned short)i[1], i[2]);
+    case CK_OP_CONSOLE:        return ck_console(child, s[0]);
+    case CK_OP_SEND_PTY:       return ck_send_pty(child, (int)i[0]);
+    case CK_OP_SETCTTY:        return ck_setctty(child);
+    case CK_OP_INHERIT_FDS:    return ck_inherit_fds((int)i[0], (int)i[1]);
     case CK_OP_SYNC:           return ck_sync((int)i[0], s[0], s[1]);
     case CK_OP_HOOK:           return ck_hook(op, child);
     case CK_OP_OPEN_ROOT:      return ck_open_root(child, s[0]);
@@ -1803,6 +2020,7 @@ ck_child_main(const struct ck_op *ops, int nops, int sync_fd)
 
     memset(&child, 0, sizeof(child));
     child.rootfd = -1;
+    child.pty_master = child.pty_peer = -1;
     for (k = 0; k < nops; k++)
         if ((rc = ck_run_op(&ops[k], &child)) < 0) {
             int extra = ops[k].code == CK_OP_HOOK ? (int)ops[k].i[2] : -1;

@@ -57,6 +57,13 @@ class Container:
         self.stdout: Stdio = None
         self.stderr: Stdio = None
         self._sync: _socket.socket | None = None   # NativeDriver: open from create to start
+        # process.terminal: the pty master, unless console_socket (a unix socket path)
+        # gets it as runc's --console-socket does
+        self.terminal: IO[bytes] | None = None
+        self.console_socket: str | None = None
+        self.preserve_fds = 0       # fds 3..3+N-1 of this process cross into the container
+        self.listen_fds = 0         # the first of them are socket-activation fds (LISTEN_FDS)
+        self.new_keyring = True     # a session keyring of its own (runc's default)
 
     @property
     def spec(self) -> oci.Spec:
@@ -145,6 +152,7 @@ class Container:
     # -- lifecycle -----------------------------------------------------------------
     def create(self) -> None:
         """Make the init in all its namespaces; it waits for ``start``."""
+        _check_preserved(self.preserve_fds)     # before this opens anything of its own
         with self.statedir:
             self._expect(("creating",), "create")
             self.init = self.driver.create(self)
@@ -294,6 +302,17 @@ class Container:
 
     def __repr__(self) -> str:
         return f"<Container {self.id} {self._state.status}>"
+
+
+def _check_preserved(count: int) -> None:
+    """Every fd to pass must be open here: a closed one could be taken by one of the
+    runtime's own files (lock, FIFO, sync socket) and leak that into the container."""
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise ContainerkitError(f"preserve fds: fd {fd} is not open (fds 3.."
+                                    f"{2 + count} must be)") from None
 
 
 def _frozen(cgroup: str) -> bool:

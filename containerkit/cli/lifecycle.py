@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from ..errors import ConfigError, ContainerkitError, UnsupportedError
-from .main import CLIError, Context
+from ..errors import ConfigError, ContainerkitError
+from .main import CLIError, Context, UsageError
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
 if TYPE_CHECKING:
@@ -94,15 +94,15 @@ def _discard(container: Container, ctx: Context) -> None:
 def _add_create_flags(parser: Any) -> None:
     parser.add_argument("-b", "--bundle", default="",
                         help="path to the root of the bundle directory (default: current)")
-    parser.add_argument("--console-socket", default="",
-                        help="AF_UNIX socket for the console (not supported yet)")
+    parser.add_argument("--console-socket", default="", metavar="PATH",
+                        help="AF_UNIX socket that receives the pty master (process.terminal)")
     parser.add_argument("--pid-file", default="", help="file to write the init's process id to")
     parser.add_argument("--no-pivot", action="store_true",
                         help="MS_MOVE the rootfs onto / and chroot instead of pivot_root")
     parser.add_argument("--no-new-keyring", action="store_true",
-                        help="accepted: no session keyring is created anyway")
+                        help="keep the caller's session keyring (default: a new one)")
     parser.add_argument("--preserve-fds", type=_count, default=0, metavar="N",
-                        help="pass N additional file descriptors (only 0 for now)")
+                        help="pass N additional file descriptors (3..3+N-1) to the container")
     parser.add_argument("id", metavar="container-id")
 
 
@@ -113,15 +113,44 @@ def _count(text: str) -> int:
     return value
 
 
-def _refuse_unsupported(args: Any) -> None:
-    if args.console_socket:
-        raise UnsupportedError("--console-socket: terminals are not supported yet")
-    if args.preserve_fds:
-        raise UnsupportedError("--preserve-fds: passing extra file descriptors is not "
-                               "supported yet")
+def check_terminal(terminal: bool, detach: bool, console_socket: str) -> None:
+    """runc's rules (and words) for a terminal and a console socket."""
+    if detach and terminal and not console_socket:
+        raise UsageError("cannot allocate tty if containerkit will detach without setting "
+                         "console socket")
+    if (not detach or not terminal) and console_socket:
+        raise UsageError("cannot use console socket if containerkit will not detach or "
+                         "allocate tty")
 
 
-def _create(args: Any, ctx: Context, guard: SignalGuard) -> Container:
+def listen_fds() -> int:
+    """Socket activation (as runc, go-systemd's activation.Files): the fds systemd passed
+    to this very process (LISTEN_PID is ours) cross into the container first."""
+    try:
+        if int(os.environ.get("LISTEN_PID", "")) != os.getpid():
+            return 0
+        return max(int(os.environ.get("LISTEN_FDS", "")), 0)
+    except ValueError:
+        return 0
+
+
+def passed_fds(ctx: Context, preserve: int) -> tuple[int, int]:
+    """(fds passed in all, of which socket-activation fds); the --log file must not be
+    among them (it would be, had the caller left one of them closed)."""
+    listen = listen_fds()
+    total = listen + preserve
+    for fd in range(3, 3 + total):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise UsageError(f"--preserve-fds {preserve}: fd {fd} is not open") from None
+    if 3 <= ctx.log.fd < 3 + total:
+        raise UsageError(f"--preserve-fds {preserve}: fd {ctx.log.fd} is not open in the "
+                         "caller (this process opened its --log file there)")
+    return total, listen
+
+
+def _create(args: Any, ctx: Context, guard: SignalGuard, detach: bool) -> Container:
     """Claim the id and create the init; with ``--pid-file``, write its host pid.
     Nothing is left behind when this fails."""
     from ..bundle import Bundle
@@ -129,11 +158,18 @@ def _create(args: Any, ctx: Context, guard: SignalGuard) -> Container:
     from ..native.driver import NativeDriver
     from ..state import write_atomic
 
-    _refuse_unsupported(args)
     guard.check()
     config = Bundle(args.bundle or os.getcwd(), id=args.id, root=ctx.root)
+    process = config.load().process
+    check_terminal(bool(process and process.terminal), detach, args.console_socket)
+    total, listen = passed_fds(ctx, args.preserve_fds)
     graph = config.graph_driver()
     container = new_container(config, graph, NativeDriver(no_pivot=args.no_pivot))
+    container.console_socket = os.path.abspath(args.console_socket) \
+        if args.console_socket else None
+    container.preserve_fds = total
+    container.listen_fds = listen
+    container.new_keyring = not args.no_new_keyring
     try:
         container.create()
         ctx.log.debug(f"created {args.id}: pid {container.pid}")
@@ -161,7 +197,7 @@ def add_create(parser: Any) -> None:
 def do_create(args: Any, ctx: Context) -> int:
     guard = SignalGuard(ABORTING)
     try:
-        _create(args, ctx, guard)
+        _create(args, ctx, guard, detach=True)
     finally:
         guard.restore()
     return 0
@@ -189,7 +225,7 @@ def add_run(parser: Any) -> None:
 def do_run(args: Any, ctx: Context) -> int:
     guard = SignalGuard(FORWARDED)
     try:
-        container = _create(args, ctx, guard)
+        container = _create(args, ctx, guard, detach=args.detach)
         try:
             container.start()
             ctx.log.debug(f"started {args.id}")
@@ -197,6 +233,10 @@ def do_run(args: Any, ctx: Context) -> int:
                 guard.check()
                 return 0
             guard.forward_to(container)
+            if container.terminal is not None:      # run -t: this process is the terminal
+                from ..native.console import relay
+
+                relay(container.terminal.fileno(), 0, 1)
             code = container.wait()
         except BaseException:
             _discard(container, ctx)

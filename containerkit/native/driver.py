@@ -79,6 +79,21 @@ class NativeDriver:
     def create(self, container: Container) -> Process:
         # only create builds a plan: start and delete (podman calls them as separate
         # processes) skip importing the planner and the spec model
+        terminal = bool(container.spec.process and container.spec.process.terminal)
+        console_sock = None
+        if terminal and container.console_socket:
+            from .console import connect
+
+            console_sock = connect(container.console_socket)   # before anything is made
+        try:
+            process = self._create(container, terminal, console_sock)
+        finally:
+            if console_sock is not None:
+                console_sock.close()
+        return process
+
+    def _create(self, container: Container, terminal: bool,
+                console_sock: _socket.socket | None) -> Process:
         from .ops import OpArray
         from .plan import build
 
@@ -105,7 +120,9 @@ class NativeDriver:
                          cgroup_dir=cgroup.path if cgroup is not None else "",
                          sync_fd=child_sock.fileno(), fifo_fd=fifo_fd,
                          stdio=stdio, placed_in_cgroup=into_cgroup or cgroup is None,
-                         no_pivot=self.no_pivot)
+                         no_pivot=self.no_pivot,
+                         preserve_fds=container.preserve_fds, listen_fds=container.listen_fds,
+                         keyring=f"_ses.{container.id}" if container.new_keyring else None)
             ops = OpArray(plan.steps)
             linux = container.spec.linux
             if cgroup is not None:
@@ -134,6 +151,7 @@ class NativeDriver:
         process = Process(pid, pidfd, is_child=True)
         if memory is not None:
             _memory[container] = memory
+        master = -1
         try:
             if placed != into_cgroup:   # clone3 vanished since the probe: the plan is wrong
                 raise ContainerkitError("clone3: CLONE_INTO_CGROUP was probed but not "
@@ -148,10 +166,20 @@ class NativeDriver:
                 sync.expect(parent_sock, sync.HOOKS)
                 _runtime_hooks(container, pid)
                 sync.send(parent_sock, sync.CONTINUE)
+            if terminal:
+                master = sync.expect_console(parent_sock)
             if plan.seccomp_listener is not None:
                 _hand_over_listener(container, plan.seccomp_listener, parent_sock, pid)
             sync.expect_created(parent_sock)
+            if console_sock is not None:
+                from .console import send_master
+
+                send_master(console_sock, master)
+                os.close(master)
+                master = -1
         except BaseException:
+            if master >= 0:
+                os.close(master)
             parent_sock.close()
             process.signal(signal.SIGKILL)
             process.wait()
@@ -163,6 +191,8 @@ class NativeDriver:
             plan.close_states()
         container.cgroup_path = cgroup.path if cgroup is not None else ""
         container._sync = parent_sock
+        if master >= 0:
+            container.terminal = open(master, "r+b", buffering=0)  # noqa: SIM115
         return process
 
     def start(self, container: Container) -> None:
@@ -181,6 +211,9 @@ class NativeDriver:
                 sock.close()
 
     def delete(self, container: Container) -> None:
+        if container.terminal is not None:
+            container.terminal.close()
+            container.terminal = None
         if container._sync is not None:
             container._sync.close()
             container._sync = None

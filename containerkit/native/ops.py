@@ -303,6 +303,41 @@ def hook(path: bytes, argv: tuple[bytes, ...], envp: tuple[bytes, ...], cwd: byt
                                 argv=argv, envp=envp)
 
 
+def join_keyring(name: bytes, add_perm: int) -> Op:
+    """keyctl(JOIN_SESSION_KEYRING, name): a new session keyring, not the caller's;
+    then its permissions | ``add_perm`` (KEYCTL_DESCRIBE, KEYCTL_SETPERM). ENOSYS (no
+    keyrings in the kernel) is not an error, as for runc."""
+    return lib.CK_OP_KEYRING, Args(s=(name,), i=(add_perm,))
+
+
+def open_pty(ptmx: bytes, rows: int, cols: int, owner: int) -> Op:
+    """Open ``ptmx`` (O_RDWR|O_NOCTTY|O_CLOEXEC), unlock it (TIOCSPTLCK 0), its peer by
+    TIOCGPTPEER, TIOCSWINSZ when ``rows`` and ``cols`` are both set, fchown(peer,
+    ``owner``) unless -1. The fds are kept for the console ops below."""
+    return lib.CK_OP_PTY, Args(s=(ptmx,), i=(rows, cols, owner))
+
+
+def mount_console(path: bytes) -> Op:
+    """Make ``path`` (an empty 0666 file) unless it exists, bind the pty's peer onto it."""
+    return lib.CK_OP_CONSOLE, Args(s=(path,))
+
+
+def send_pty(sync_fd: int) -> Op:
+    """Send CONSOLE with the pty master (SCM_RIGHTS) on the sync socket, close it."""
+    return lib.CK_OP_SEND_PTY, Args(i=(sync_fd,))
+
+
+def set_ctty() -> Op:
+    """setsid, the pty's peer onto 0, 1 and 2, TIOCSCTTY: the terminal controls the
+    init's new session."""
+    return lib.CK_OP_SETCTTY, Args()
+
+
+def inherit_fds(first: int, count: int) -> Op:
+    """Clear close-on-exec on fds ``first``..``first+count-1`` (passed to the program)."""
+    return lib.CK_OP_INHERIT_FDS, Args(i=(first, count))
+
+
 _NAMES: dict[str, object] = {}  # step names are few and fixed: one C string each
 
 

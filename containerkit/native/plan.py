@@ -14,7 +14,7 @@ import os
 
 from .. import spec as oci
 from .. import syscalls as s
-from ..errors import SpecError, UnsupportedError
+from ..errors import ContainerkitError, SpecError, UnsupportedError
 from . import ops, sync, timens, userns
 from .identity import process_steps
 from .rootfs import open_mount_userns, rootfs_steps
@@ -80,8 +80,6 @@ def check_supported(spec: oci.Spec) -> None:
         raise SpecError("config.json: process: required to create a container")
     if not proc.args:
         raise SpecError("config.json: process.args: must name the program to run")
-    if proc.terminal:
-        raise UnsupportedError("process.terminal: terminals are not supported yet; set it false")
     if proc.command_line:
         raise SpecError("config.json: process.commandLine: is for Windows only")
     if proc.apparmor_profile:
@@ -148,19 +146,24 @@ def _camel(name: str) -> str:
 
 def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd: int, fifo_fd: int,
           stdio: tuple[int, int, int], placed_in_cgroup: bool = True,
-          no_pivot: bool = False) -> Plan:
+          no_pivot: bool = False, preserve_fds: int = 0, listen_fds: int = 0,
+          keyring: str | None = None) -> Plan:
     """The whole child side as a list of steps. ``rootfs`` is the absolute host path.
 
     ``placed_in_cgroup``: the clone puts the child in its cgroup (CLONE_INTO_CGROUP);
     when False the child first waits for the parent to do it. ``no_pivot``: move the
-    rootfs onto / and chroot instead of pivot_root. The fds a failed build opened are
-    closed.
+    rootfs onto / and chroot instead of pivot_root. ``preserve_fds``: fds 3..3+N-1 of
+    the caller cross into the container (the first ``listen_fds`` of them are
+    socket-activation fds: LISTEN_FDS and LISTEN_PID=1 are set, as runc does).
+    ``keyring``: the name of the new session keyring to join (None: keep the caller's).
+    The fds a failed build opened are closed.
     """
     made: list[Plan] = []
     try:
         return _build(spec, made, rootfs=rootfs, bundle=bundle, cgroup_dir=cgroup_dir,
                       sync_fd=sync_fd, fifo_fd=fifo_fd, stdio=stdio,
-                      placed_in_cgroup=placed_in_cgroup, no_pivot=no_pivot)
+                      placed_in_cgroup=placed_in_cgroup, no_pivot=no_pivot,
+                      preserve_fds=preserve_fds, listen_fds=listen_fds, keyring=keyring)
     except BaseException:
         for plan in made:
             plan.close()
@@ -169,7 +172,7 @@ def build(spec: oci.Spec, *, rootfs: str, bundle: str, cgroup_dir: str, sync_fd:
 
 def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup_dir: str,
            sync_fd: int, fifo_fd: int, stdio: tuple[int, int, int], placed_in_cgroup: bool,
-           no_pivot: bool) -> Plan:
+           no_pivot: bool, preserve_fds: int, listen_fds: int, keyring: str | None) -> Plan:
     check_supported(spec)
     assert spec.process is not None and spec.root is not None
     proc = spec.process
@@ -192,8 +195,14 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     made.append(plan)
     add = plan.add
 
+    passed = range(3, 3 + preserve_fds)
+    if not 0 <= listen_fds <= preserve_fds:
+        raise ContainerkitError(f"listen_fds {listen_fds}: must be among the "
+                                f"{preserve_fds} preserved fds")
+
     add("reset signals", ops.reset_signals())
-    add("stdio", ops.stdio(stdio))
+    if not proc.terminal:           # with a terminal, the pty's peer becomes 0, 1 and 2
+        add("stdio", ops.stdio(stdio))
     if not placed_in_cgroup:
         add("wait for cgroup", ops.wait_parent(sync_fd))
     if "time" in new:
@@ -234,8 +243,19 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         plan.close()
         raise
     # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
+    ours = [fd for fd in (sync_fd, fifo_fd, *plan.join_fds, *plan.state_fds.values())
+            if fd in passed]
+    if ours:
+        plan.close()
+        raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {ours[0]} is the "
+                                "runtime's own, not the caller's (was it open?)")
     add("fds", ops.close_fds_except((sync_fd, fifo_fd, *plan.join_fds,
-                                     *plan.state_fds.values())))
+                                     *plan.state_fds.values(), *passed)))
+    if keyring is not None:
+        # runc's session keyring: searchable by the container's uid (by "other" when
+        # the container has its own user namespace)
+        add("keyring", ops.join_keyring(keyring.encode(), 0x8 if "user" in ns_types
+                                        else 0x80000), detail=keyring)
     cg = ns_types.get("cgroup")
     if cg is not None and not cg.path:
         add("unshare", ops.unshare(s.CLONE_NEWCGROUP), detail="cgroup namespace")
@@ -268,15 +288,27 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         stop += _hook_steps("createContainer", hooks.create_container,
                             plan.state_fds.get("creating", -1), rootfs.encode(), -1)
         plan.insert_before("move root" if no_pivot else "pivot_root", stop)
+    if proc.terminal:
+        from .console import console_steps
+
+        # runc's place: after pivot_root, before the read-only and masked paths
+        root = "move root" if no_pivot else "pivot_root"
+        at = next(k for k, step in enumerate(plan.steps) if step.name == root) + 1
+        plan.steps[at:at] = console_steps(proc, sync_fd)
     process_steps(plan, spec, proc)
 
-    add("fds", ops.cloexec_from(3))
+    add("fds", ops.cloexec_from(3 + preserve_fds))
+    if preserve_fds:
+        add("preserve fds", ops.inherit_fds(3, preserve_fds), detail=f"3..{2 + preserve_fds}")
     env = {}
     for i, e in enumerate(proc.env):
         key, eq, value = e.partition("=")
         if not eq or not key:
             raise SpecError(f"config.json: process.env[{i}]: {e!r} is not KEY=VALUE")
         env[key.encode()] = value.encode()
+    if listen_fds:
+        env[b"LISTEN_FDS"] = str(listen_fds).encode()
+        env[b"LISTEN_PID"] = b"1"           # the init, in its own pid namespace
     add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
         detail=repr(proc.args[0]))
     if linux.seccomp is not None and proc.no_new_privileges:

@@ -13,6 +13,8 @@
 |        |                                | the init waits; the parent fills the hook      |
 |        |                                | state files, runs prestart + createRuntime     |
 | P -> C | CONTINUE                       | the init goes on (createContainer, pivot_root) |
+| C -> P | CONSOLE + SCM_RIGHTS(pty master)| process.terminal: the pty made in the          |
+|        |                                | container's devpts (after pivot_root)          |
 | C -> P | SECCOMP + SCM_RIGHTS fd         | only with an SCMP_ACT_NOTIFY rule: the filter  |
 |        |                                | is loaded, the fd is its notify listener       |
 | P -> C | CONTINUE                       | the agent at listenerPath has the fd           |
@@ -34,7 +36,18 @@ is the whole message ("path: exited with status 1: last line of output").
 from __future__ import annotations
 
 import os
-from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_SEQPACKET, socket, socketpair
+import sys
+from _socket import (
+    AF_UNIX,
+    CMSG_SPACE,
+    MSG_CMSG_CLOEXEC,
+    MSG_DONTWAIT,
+    SCM_RIGHTS,
+    SOCK_SEQPACKET,
+    SOL_SOCKET,
+    socket,
+    socketpair,
+)
 
 from ..errors import ContainerkitError, SetupError
 
@@ -43,6 +56,7 @@ HOOKS = b"HOOKS"
 CONTINUE = b"CONTINUE"
 SECCOMP = b"SECCOMP"
 HOOK_FAILED = 1000
+CONSOLE = b"CONSOLE"
 CGROUP = b"CGROUP"
 IDMAPPED = b"IDMAPPED"
 ERROR = b"ERROR"
@@ -86,6 +100,35 @@ def raise_if_pending_error(sock: socket) -> None:
     raise_if_error(msg)
     if not msg:
         raise ContainerkitError("container init exited during setup without a report")
+
+
+def read_message_fd(sock: socket) -> tuple[bytes, int]:
+    """One message and the fd it carries (SCM_RIGHTS, close-on-exec here), -1 if none."""
+    while True:
+        try:
+            msg, ancillary, _, _ = sock.recvmsg(MAX_MESSAGE, CMSG_SPACE(4), MSG_CMSG_CLOEXEC)
+            break
+        except InterruptedError:
+            continue
+    fds = [int.from_bytes(data[k:k + 4], sys.byteorder, signed=True)
+           for level, kind, data in ancillary if level == SOL_SOCKET and kind == SCM_RIGHTS
+           for k in range(0, len(data) - len(data) % 4, 4)]
+    for extra in fds[1:]:
+        os.close(extra)
+    return msg, fds[0] if fds else -1
+
+
+def expect_console(sock: socket) -> int:
+    """The pty master the init sends before CREATED (``process.terminal``)."""
+    msg, fd = read_message_fd(sock)
+    if fd >= 0 and msg != CONSOLE:
+        os.close(fd)
+        fd = -1
+    raise_if_error(msg)
+    if fd < 0:
+        raise ContainerkitError("container init sent no terminal: "
+                                f"{msg.decode(errors='replace') or 'end of file'}")
+    return fd
 
 
 def raise_if_error(msg: bytes) -> None:
