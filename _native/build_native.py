@@ -898,7 +898,8 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   HOOK s[0] = path, s[1] = cwd; argv, envp; i[0] = state fd, i[1] = timeout ms,
  *        i[2] = extra fd for the ERROR message or -1 (see ck_hook)
  * Container paths, resolved inside child->rootfd (see ck_resolve):
- *   OPEN_ROOT s[0] = host path of the root      MOVE_ROOT s[0] = rootfs (--no-pivot)
+ *   OPEN_ROOT s[0] = host path of the root
+ *   MOVE_ROOT s[0] = rootfs (--no-pivot); argv = host proc/sysfs mounts to detach
  *   MOUNT_AT s[0..3] = source, destination, fstype (NULL: bind), data; i[0] = CK_MNT_*,
  *     i[1] = user namespace fd for an idmap (-1: none); ids = attr_set, attr_clr,
  *     recursive attr_set, recursive attr_clr (MOUNT_ATTR_*), then propagations (MS_*)
@@ -1234,6 +1235,8 @@ static int ck_hook(const struct ck_op *op, struct ck_child *child)
 #define CK_MNT_FILE 2           /* the destination is a file (made empty if missing) */
 #define CK_MNT_TMPCOPYUP 4      /* copy what the destination holds into the new mount */
 #define CK_MNT_RIDMAP 8         /* the idmap goes on every mount of the tree */
+#define CK_MNT_ON_PROC 16       /* may go onto procfs (checked in the parent: lxcfs files) */
+#define CK_PROC_SUPER_MAGIC 0x9fa0
 #define CK_MK_NONE 0
 #define CK_MK_DIR 1
 #define CK_MK_FILE 2
@@ -1540,6 +1543,21 @@ static int ck_mount_at(const struct ck_op *op, struct ck_child *child)
     target = ck_resolve(child->rootfd, dest, kind & CK_MNT_FILE ? CK_MK_FILE : CK_MK_DIR);
     if (target < 0)
         return target;
+    if (!(kind & CK_MNT_ON_PROC)) {     /* a symlink may lead into /proc: runc's rule */
+        struct statfs sfs;
+
+        rc = (int)ck_sys(SYS_fstatfs, target, &sfs, 0, 0, 0);
+        if (rc == 0 && sfs.f_type == CK_PROC_SUPER_MAGIC) {
+            const char why[] = "the destination is inside /proc";
+
+            memcpy(child->why, why, sizeof(why));
+            rc = -EPERM;
+        }
+        if (rc < 0) {
+            ck_close(target);
+            return rc;
+        }
+    }
     if (fstype == NULL)
         tree = (int)ck_sys(SYS_open_tree, AT_FDCWD, source, CK_OPEN_TREE_CLONE | O_CLOEXEC
                            | (kind & CK_MNT_REC ? CK_AT_RECURSIVE : 0), 0, 0);
@@ -1709,11 +1727,26 @@ static int ck_open_root(struct ck_child *child, const char *path)
 }
 
 /* --no-pivot: move the rootfs mount onto / and chroot into it (runc's msMoveRoot), for
- * roots that pivot_root refuses (an initramfs). */
-static int ck_move_root(struct ck_child *child, const char *rootfs)
+ * roots that pivot_root refuses (an initramfs). First the host's full procfs and sysfs
+ * mounts (hide[], from the parent's mountinfo) are detached from this namespace, or
+ * covered with a tmpfs where that is refused: they would stay reachable otherwise. */
+static int ck_move_root(struct ck_child *child, const char *rootfs,
+                        const char *const *hide)
 {
-    int rc = ck_chdir(rootfs);
+    int rc;
 
+    for (; hide != NULL && *hide != NULL; hide++) {
+        rc = ck_mount_raw(NULL, *hide, NULL, MS_SLAVE | MS_REC, NULL);
+        if (rc == -ENOENT)
+            continue;
+        if (rc == 0)
+            rc = (int)ck_sys(SYS_umount2, *hide, MNT_DETACH, 0, 0, 0);
+        if (rc == -EINVAL || rc == -EPERM)
+            rc = ck_mount_raw("tmpfs", *hide, "tmpfs", MS_RDONLY, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    rc = ck_chdir(rootfs);
     if (rc == 0)
         rc = ck_mount_raw(rootfs, "/", NULL, MS_MOVE, NULL);
     if (rc == 0)
@@ -2005,7 +2038,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_SYMLINK_AT:     return ck_symlink_at(child, s[0], s[1], s[2]);
     case CK_OP_MASK_AT:        return ck_mask_at(child, s[0]);
     case CK_OP_READONLY_AT:    return ck_readonly_at(child, s[0], i[0] != 0);
-    case CK_OP_MOVE_ROOT:      return ck_move_root(child, s[0]);
+    case CK_OP_MOVE_ROOT:      return ck_move_root(child, s[0], op->argv);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }

@@ -139,6 +139,7 @@ MNT_REC = 1         # rbind: the whole tree under the source
 MNT_FILE = 2        # the destination is a file
 MNT_TMPCOPYUP = 4   # copy the destination's content into the new mount
 MNT_RIDMAP = 8      # the idmap goes on every mount of the tree
+MNT_ON_PROC = 16    # may go onto procfs (else refused: a symlink may lead into /proc)
 
 
 def open_root(path: bytes) -> Op:
@@ -184,9 +185,11 @@ def readonly_at(path: bytes, bind_first: bool) -> Op:
     return lib.CK_OP_READONLY_AT, Args(s=(path,), i=(int(bind_first),))
 
 
-def move_root(rootfs: bytes) -> Op:
-    """--no-pivot: chdir(rootfs), mount(rootfs, "/", MS_MOVE), chroot("."), chdir("/")."""
-    return lib.CK_OP_MOVE_ROOT, Args(s=(rootfs,))
+def move_root(rootfs: bytes, hide: tuple[bytes, ...]) -> Op:
+    """--no-pivot: detach each ``hide`` mount (made a slave first, so that nothing
+    propagates to the host; a tmpfs over it where detaching is refused), then
+    chdir(rootfs), mount(rootfs, "/", MS_MOVE), chroot("."), chdir("/")."""
+    return lib.CK_OP_MOVE_ROOT, Args(s=(rootfs,), argv=hide)
 
 
 def mask_path(path: bytes) -> Op:

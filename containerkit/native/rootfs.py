@@ -12,6 +12,7 @@ hostile rootfs's symlinks cannot send anything outside it.
 from __future__ import annotations
 
 import os
+import re
 
 from .. import spec as oci
 from .. import syscalls as s
@@ -32,6 +33,26 @@ DEV_SYMLINKS = ((b"/proc/self/fd", b"fd"), (b"/proc/self/fd/0", b"stdin"),
                 (b"/proc/self/fd/1", b"stdout"), (b"/proc/self/fd/2", b"stderr"))
 DEVICE_TYPES = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 CGROUP_ATTRS = 0x02 | 0x04 | 0x08       # nosuid, nodev, noexec
+# the /proc files a mount may cover (those lxcfs emulates), as runc allows
+PROC_FILES = frozenset({"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
+                        "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo",
+                        "/proc/net/dev", "/proc/sys/kernel/ns_last_pid"})
+
+
+def _proc_kind(dest: str, fstype: str, field: str) -> int:
+    """runc's rule for destinations in /proc: a proc mount on /proc itself, or one of the
+    files lxcfs emulates; anything else there could hide what masks and read-only paths
+    protect. The child also refuses a destination that resolves onto procfs."""
+    if dest == "/proc":
+        if fstype != "proc":
+            raise SpecError(f"config.json: {field}.destination: /proc can only take a mount "
+                            f"of type proc (not {fstype!r})")
+        return 0
+    if dest in PROC_FILES:
+        return ops.MNT_ON_PROC
+    if dest.startswith("/proc/"):
+        raise SpecError(f"config.json: {field}.destination: {dest} is inside /proc")
+    return 0
 
 
 def _options(m: oci.Mount, field: str) -> MountOptions:
@@ -105,6 +126,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             # read-only as the spec's options say (runc's rootless fallback)
             fstype, m = "bind", _host_bind(m, "/sys/fs/cgroup")
             opts = parse_mount_options(["rbind", *(m.options or [])], field)
+        on_proc = _proc_kind(dest, fstype, field)
         if opts.tmpcopyup and fstype != "tmpfs":
             raise SpecError(f"config.json: {field}.options: tmpcopyup is for tmpfs mounts "
                             f"only (type {fstype!r})")
@@ -115,7 +137,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
                 source = os.path.join(bundle, source)  # relative to the bundle
             if not os.path.exists(source):
                 raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
-            kind = (ops.MNT_REC if opts.recursive else 0) \
+            kind = on_proc | (ops.MNT_REC if opts.recursive else 0) \
                 | (0 if os.path.isdir(source) else ops.MNT_FILE) \
                 | (ops.MNT_RIDMAP if opts.ridmap else 0)
             add("mount", ops.mount_at(source.encode(), dest.encode(), None, None, kind,
@@ -137,7 +159,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             raise SpecError(f"config.json: {field}.type: required for a non-bind mount")
         if fstype == "tmpfs":
             check_tmpfs_data(opts.data, field)
-        kind = ops.MNT_TMPCOPYUP if opts.tmpcopyup else 0
+        kind = on_proc | (ops.MNT_TMPCOPYUP if opts.tmpcopyup else 0)
         add("mount", ops.mount_at((m.source or fstype).encode(), dest.encode(),
                                   fstype.encode(), opts.data.encode() or None, kind,
                                   opts.attrs, opts.propagation),
@@ -154,7 +176,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
         for target, name in DEV_SYMLINKS:
             add("symlink", ops.symlink_at(target, b"/dev", name),
                 detail=f"/dev/{name.decode()}")
-        if any(os.path.normpath(m.destination) == "/dev/pts" for m in spec.mounts):
+        if any(container_path(m.destination, "") == "/dev/pts" for m in spec.mounts):
             add("symlink", ops.symlink_at(b"pts/ptmx", b"/dev", b"ptmx"), detail="/dev/ptmx")
     for i, d in enumerate(linux.devices):
         field = f"linux.devices[{i}]"
@@ -174,7 +196,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
                                         d.uid or 0, d.gid or 0), detail=path)
 
     if no_pivot:
-        add("move root", ops.move_root(broot), detail=rootfs)
+        add("move root", ops.move_root(broot, _host_proc_sys(rootfs)), detail=rootfs)
     else:
         add("pivot_root", ops.pivot_root(broot), detail=rootfs)
     if shared:
@@ -192,17 +214,38 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
         add("root.readonly", ops.readonly_at(b"/", False), detail="/")
 
 
+def _mountinfo() -> list[tuple[str, str, str]]:
+    """(root, mount point, fstype) of this process's mounts; octal escapes decoded."""
+    out = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split(" ")
+            out.append((_unescape(fields[3]), _unescape(fields[4]), right.split(" ", 1)[0]))
+    return out
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
 def _mount_point(path: str) -> str:
     """The mount point of the mount that holds ``path`` (host side, from mountinfo)."""
     real = os.path.realpath(path)
-    best = "/"
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            point = line.split(" ", 5)[4].encode().decode("unicode_escape")
-            if (real == point or real.startswith(point.rstrip("/") + "/")) \
-                    and len(point) > len(best):
-                best = point
-    return best
+    points = [point for _, point, _ in _mountinfo() if _under(real, point)]
+    return max(points, key=len, default="/")
+
+
+def _host_proc_sys(rootfs: str) -> tuple[bytes, ...]:
+    """The host's full procfs and sysfs mounts outside the rootfs (runc's msMoveRoot
+    hides these before the MS_MOVE: a chroot would leave them in the namespace)."""
+    real = os.path.realpath(rootfs)
+    return tuple(point.encode() for root, point, fstype in _mountinfo()
+                 if root == "/" and fstype in ("proc", "sysfs") and not _under(point, real))
 
 
 def _host_bind(m: oci.Mount, source: str) -> oci.Mount:

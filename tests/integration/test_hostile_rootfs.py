@@ -172,6 +172,22 @@ def test_masked_readonly_paths_and_cwd_through_symlinks(
     _untouched(target)
 
 
+def test_symlink_into_proc_is_refused(make_bundle: Callable[..., str], state_root: str,
+                                      hostile: tuple[str, Path]) -> None:
+    """/sneaky -> /proc/sys: the lexical check passes, the child sees procfs and refuses
+    (a mount there could hide what readonlyPaths protect)."""
+    root, target = hostile
+    os.symlink("/proc/sys", os.path.join(root, "sneaky"))
+    bundle = _bundle(make_bundle, root, ["true"], lambda c: c["mounts"].append(
+        {"destination": "/sneaky", "type": "tmpfs", "source": "tmpfs"}))
+    config = Bundle(bundle, id="hostile-proc", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        with pytest.raises(SetupError, match=r"mount tmpfs on /sneaky \(the destination is "
+                                             r"inside /proc\): Operation not permitted"):
+            c.create()
+    _untouched(target)
+
+
 def test_swapping_a_directory_for_a_symlink_never_escapes(
         make_bundle: Callable[..., str], state_root: str, hostile: tuple[str, Path]) -> None:
     """A thread swaps <rootfs>/race between a directory and a symlink to the host dir

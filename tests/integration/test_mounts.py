@@ -263,6 +263,10 @@ def test_no_pivot_library_and_cli(make_bundle: Callable[..., str], state_root: s
      UnsupportedError, r"mounts\[7\].options: idmap without uidMappings"),
     ({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "sync"]},
      UnsupportedError, r"mounts\[7\].options: 'sync' is a filesystem flag"),
+    ({"destination": "/proc/sys", "type": "bind", "source": "/tmp", "options": ["bind"]},
+     SpecError, r"mounts\[7\].destination: /proc/sys is inside /proc"),
+    ({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"},
+     SpecError, r"mounts\[7\].destination: /proc can only take a mount of type proc"),
 ])
 def test_bad_mounts_refused_in_one_line(make_bundle: Callable[..., str], state_root: str,
                                         mount: dict[str, Any], error: type[Exception],

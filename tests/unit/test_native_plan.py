@@ -124,6 +124,16 @@ def test_plan_order_follows_runc(tmp_path: Path) -> None:
     assert names[-1] == "exec" and names[-2] == "created"
 
 
+def test_no_pivot_moves_the_root_and_hides_the_hosts_proc_and_sys(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=True)
+    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/x",
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2), no_pivot=True)
+    names = [step.name for step in plan.steps]
+    assert "pivot_root" not in names
+    move = plan.steps[names.index("move root")]
+    assert b"/proc" in (move.args.argv or ()) and b"/sys" in (move.args.argv or ())
+
+
 def test_plan_clone_flags(tmp_path: Path) -> None:
     spec = oci.default_spec(cgroupns=True)
     plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/sys/fs/cgroup/x",
