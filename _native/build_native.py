@@ -1236,6 +1236,7 @@ static int ck_hook(const struct ck_op *op, struct ck_child *child)
 #define CK_MNT_TMPCOPYUP 4      /* copy what the destination holds into the new mount */
 #define CK_MNT_RIDMAP 8         /* the idmap goes on every mount of the tree */
 #define CK_MNT_ON_PROC 16       /* may go onto procfs (checked in the parent: lxcfs files) */
+#define CK_MNT_REMOUNT 32       /* change the attributes of the mount already there */
 #define CK_PROC_SUPER_MAGIC 0x9fa0
 #define CK_MK_NONE 0
 #define CK_MK_DIR 1
@@ -1540,6 +1541,21 @@ static int ck_mount_at(const struct ck_op *op, struct ck_child *child)
 
     if (op->nids < 4)
         return -EINVAL;
+    if (kind & CK_MNT_REMOUNT) {
+        target = ck_resolve(child->rootfd, dest, CK_MK_NONE);
+        if (target < 0)
+            return target;
+        rc = 0;
+        if (a[2] || a[3])
+            rc = ck_setattr(target, CK_AT_RECURSIVE, a[2], a[3], 0, -1);
+        if (rc == 0 && (a[0] || a[1]))
+            rc = ck_setattr(target, 0, a[0], a[1], 0, -1);
+        for (k = 4; rc == 0 && k < op->nids; k++)
+            rc = ck_setattr(target, a[k] & MS_REC ? CK_AT_RECURSIVE : 0, 0, 0, a[k] & ~MS_REC,
+                            -1);
+        ck_close(target);
+        return rc;
+    }
     target = ck_resolve(child->rootfd, dest, kind & CK_MNT_FILE ? CK_MK_FILE : CK_MK_DIR);
     if (target < 0)
         return target;

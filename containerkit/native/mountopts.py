@@ -51,9 +51,12 @@ PROPAGATION: dict[str, int] = {
     "slave": s.MS_SLAVE, "rslave": s.MS_SLAVE | s.MS_REC,
     "unbindable": s.MS_UNBINDABLE, "runbindable": s.MS_UNBINDABLE | s.MS_REC,
 }
-# superblock flags: fsconfig knows them by these names (vfs_parse_sb_flag)
+# superblock flags: the VFS's fsconfig knows the first ones (vfs_parse_sb_flag), the
+# filesystem itself the others (ext4's acl...), or refuses them with its reason
 SUPERBLOCK = frozenset({"sync", "async", "dirsync", "mand", "nomand", "lazytime",
-                        "nolazytime"})
+                        "nolazytime", "acl", "noacl", "iversion", "noiversion"})
+# nothing to do: mount(8)'s default set, and how loudly the kernel logs a failed mount
+NOOP = frozenset({"defaults", "silent", "loud"})
 
 
 class MountOptions(NamedTuple):
@@ -65,12 +68,13 @@ class MountOptions(NamedTuple):
     tmpcopyup: bool
     idmap: bool
     ridmap: bool
+    remount: bool            # change the mount already there (mount_setattr)
 
 
 def parse(options: list[str], field: str) -> MountOptions:
     """Options in order (a later one wins over an earlier one)."""
     attrs = [0, 0, 0, 0]
-    bind = recursive = tmpcopyup = idmap = ridmap = False
+    bind = recursive = tmpcopyup = idmap = ridmap = remount = False
     propagation: list[int] = []
     data: list[str] = []
     for opt in options:
@@ -89,6 +93,8 @@ def parse(options: list[str], field: str) -> MountOptions:
             recursive = recursive or opt == "rbind"
         elif opt in PROPAGATION:
             propagation.append(PROPAGATION[opt])
+        elif opt in NOOP:
+            continue
         elif opt == "tmpcopyup":
             tmpcopyup = True
         elif opt == "idmap":
@@ -96,14 +102,13 @@ def parse(options: list[str], field: str) -> MountOptions:
         elif opt == "ridmap":
             idmap = ridmap = True
         elif opt == "remount":
-            raise UnsupportedError(f"{field}.options: 'remount' (changing a mount that is "
-                                   "already there) is not supported")
+            remount = True
         elif not opt:
             raise SpecError(f"config.json: {field}.options: empty option")
         else:
             data.append(opt)
     return MountOptions(bind, recursive, (attrs[0], attrs[1], attrs[2], attrs[3]),
-                        tuple(propagation), ",".join(data), tmpcopyup, idmap, ridmap)
+                        tuple(propagation), ",".join(data), tmpcopyup, idmap, ridmap, remount)
 
 
 def check_bind_data(opts: MountOptions, field: str) -> None:

@@ -140,6 +140,7 @@ MNT_FILE = 2        # the destination is a file
 MNT_TMPCOPYUP = 4   # copy the destination's content into the new mount
 MNT_RIDMAP = 8      # the idmap goes on every mount of the tree
 MNT_ON_PROC = 16    # may go onto procfs (else refused: a symlink may lead into /proc)
+MNT_REMOUNT = 32    # only change the attributes of the mount already on the destination
 
 
 def open_root(path: bytes) -> Op:

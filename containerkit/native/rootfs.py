@@ -126,6 +126,16 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             # read-only as the spec's options say (runc's rootless fallback)
             fstype, m = "bind", _host_bind(m, "/sys/fs/cgroup")
             opts = parse_mount_options(["rbind", *(m.options or [])], field)
+        if opts.remount:
+            # the mount already on dest (an earlier entry's) gets these attributes;
+            # superblock options would need the filesystem's own remount
+            if opts.data or opts.tmpcopyup or opts.idmap:
+                raise UnsupportedError(f"{field}.options: remount changes mount attributes "
+                                       "only (ro, nosuid, atime...), not "
+                                       f"{opts.data or 'tmpcopyup/idmap'!r}")
+            add("mount", ops.mount_at(None, dest.encode(), None, None, ops.MNT_REMOUNT,
+                                      opts.attrs, opts.propagation), detail=f"remount {dest}")
+            continue
         on_proc = _proc_kind(dest, fstype, field)
         if opts.tmpcopyup and fstype != "tmpfs":
             raise SpecError(f"config.json: {field}.options: tmpcopyup is for tmpfs mounts "

@@ -95,7 +95,10 @@ def test_bind_options_from_inside(make_bundle: Callable[..., str], state_root: s
         {"destination": "/file-ro", "source": str(src / "f"), "options": ["bind", "ro"]},
         {"destination": "/exec", "type": "tmpfs", "source": "tmpfs", "options": ["exec"]},
         {"destination": "/noexec", "type": "tmpfs", "source": "tmpfs",
-         "options": ["noexec", "nosuid", "nodev", "noatime", "nodiratime"]},
+         "options": ["noexec", "nosuid", "nodev", "noatime", "nodiratime", "defaults"]},
+        {"destination": "/shared", "type": "bind", "source": str(src),
+         "options": ["bind", "shared"]},
+        {"destination": "/exec", "options": ["remount", "nodev"]},
     ))
     status, out = run(bundle, state_root, "mounts-bind")
     assert status == 0, out
@@ -105,6 +108,9 @@ def test_bind_options_from_inside(make_bundle: Callable[..., str], state_root: s
     assert (src / "new").read_text() == "x\n"
     assert {"ro"} <= opts_of(out, "/ro") and {"rw"} <= opts_of(out, "/rw")
     assert {"noexec", "nosuid", "nodev", "noatime", "nodiratime"} <= opts_of(out, "/noexec")
+    assert "nodev" in opts_of(out, "/exec") and "noexec" not in opts_of(out, "/exec")
+    shared = next(line for line in out.splitlines() if " /shared " in line)
+    assert "shared:" in shared, shared
 
 
 @pytest.mark.parametrize("option, submount_flag, top_flag", [
@@ -261,6 +267,8 @@ def test_no_pivot_library_and_cli(make_bundle: Callable[..., str], state_root: s
      UnsupportedError, r"mounts\[7\].options: idmapped mounts are for bind mounts"),
     ({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]},
      UnsupportedError, r"mounts\[7\].options: idmap without uidMappings"),
+    ({"destination": "/dev", "type": "tmpfs", "options": ["remount", "size=1m"]},
+     UnsupportedError, r"mounts\[7\].options: remount changes mount attributes only"),
     ({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "sync"]},
      UnsupportedError, r"mounts\[7\].options: 'sync' is a filesystem flag"),
     ({"destination": "/proc/sys", "type": "bind", "source": "/tmp", "options": ["bind"]},

@@ -52,7 +52,8 @@ def test_mount_options() -> None:
     assert parse(["rro", "rnoatime", "nosymfollow"], "m").attrs == (
         ATTR_NOSYMFOLLOW, 0, ATTR_RDONLY | ATTR_NOATIME, ATTR__ATIME)
     assert parse(["strictatime", "norelatime"], "m").attrs == (0, ATTR__ATIME, 0, 0)
-    assert parse(["ridmap", "tmpcopyup"], "m")[5:] == (True, True, True)
+    assert parse(["ridmap", "tmpcopyup"], "m")[5:8] == (True, True, True)
+    assert parse(["defaults", "silent", "loud", "acl"], "m").data == "acl"
     with pytest.raises(SpecError, match=r"mounts\[2\].options: unknown mount option 'foo'"):
         check_bind_data(parse(["bind", "foo"], "mounts[2]"), "mounts[2]")
     with pytest.raises(SpecError, match=r"m.options: 'size=lots': not a valid tmpfs size"):
