@@ -31,14 +31,7 @@ enum ck_opcode {
     CK_OP_SETDOMAINNAME = 9,
     CK_OP_LOOPBACK_UP = 10,
     CK_OP_MOUNT = 11,
-    CK_OP_BIND = 12,
-    CK_OP_MKDIRS = 13,
-    CK_OP_MKFILE = 14,
-    CK_OP_MKNOD = 15,
-    CK_OP_SYMLINK = 16,
     CK_OP_PIVOT_ROOT = 17,
-    CK_OP_MASK = 18,
-    CK_OP_READONLY = 19,
     CK_OP_CHDIR = 20,
     CK_OP_RLIMIT = 21,
     CK_OP_CAPBSET_DROP = 22,
@@ -135,7 +128,6 @@ SOURCE = r"""
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/sysmacros.h>
@@ -352,17 +344,12 @@ static int ck_chdir(const char *path)
     return (int)ck_sys(SYS_chdir, path, 0, 0, 0, 0);
 }
 
-/* stat, lstat (AT_SYMLINK_NOFOLLOW), statfs: the kernel's structs are glibc's on
+/* stat, lstat (AT_SYMLINK_NOFOLLOW): the kernel's structs are glibc's on
  * x86_64; elsewhere (a fork-like child only) libc knows the layouts. */
 #if CK_SHARED_VM
 static int ck_stat(const char *path, struct stat *st, int flags)
 {
     return (int)ck_sys(SYS_newfstatat, AT_FDCWD, path, st, flags, 0);
-}
-
-static int ck_statfs(const char *path, struct statfs *st)
-{
-    return (int)ck_sys(SYS_statfs, path, st, 0, 0, 0);
 }
 
 /* The kernel's struct sigaction on x86_64 (rt_sigaction takes sizeof(mask) = 8). */
@@ -389,11 +376,6 @@ static int ck_unblock_all(void)
 static int ck_stat(const char *path, struct stat *st, int flags)
 {
     return fstatat(AT_FDCWD, path, st, flags) < 0 ? -errno : 0;
-}
-
-static int ck_statfs(const char *path, struct statfs *st)
-{
-    return statfs(path, st) < 0 ? -errno : 0;
 }
 
 static int ck_sigaction(int sig, unsigned long handler)
@@ -583,52 +565,6 @@ static int ck_loopback_up(void)
     return rc;
 }
 
-/* Flags of the mount under path that a bind remount would otherwise clear (statfs's
- * ST_* bits; statvfs(3) could read /proc/mounts and allocate). */
-static int ck_kept_flags(const char *path, unsigned long *flags)
-{
-    static const struct { unsigned long st, ms; } map[] = {
-        { ST_NOSUID, MS_NOSUID }, { ST_NODEV, MS_NODEV }, { ST_NOEXEC, MS_NOEXEC },
-        { ST_NOATIME, MS_NOATIME }, { ST_NODIRATIME, MS_NODIRATIME },
-        { ST_RELATIME, MS_RELATIME },
-    };
-    struct statfs st;
-    size_t k;
-    int rc = ck_statfs(path, &st);
-
-    if (rc < 0)
-        return rc;
-    *flags = 0;
-    for (k = 0; k < sizeof(map) / sizeof(map[0]); k++)
-        if ((unsigned long)st.f_flags & map[k].st)
-            *flags |= map[k].ms;
-    return 0;
-}
-
-/* Bind remount with extra flags (ro, nosuid, ...), keeping what the mount had. */
-static int ck_remount(const char *target, unsigned long flags)
-{
-    unsigned long kept;
-    int rc = ck_kept_flags(target, &kept);
-
-    if (rc < 0)
-        return rc;
-    return ck_mount_raw(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags | kept, NULL);
-}
-
-/* A bind mount; flags such as ro need a second, remount call (one call cannot). */
-static int ck_bind(const char *source, const char *target, unsigned long flags,
-                   unsigned long remount, unsigned long propagation)
-{
-    int rc = ck_mount_raw(source, target, NULL, flags, NULL);
-
-    if (rc == 0 && remount)
-        rc = ck_remount(target, remount);
-    if (rc == 0 && propagation)
-        rc = ck_mount_raw(NULL, target, NULL, propagation, NULL);
-    return rc;
-}
-
 static int ck_mount(const char *source, const char *target, const char *fstype,
                     unsigned long flags, const char *data, unsigned long propagation)
 {
@@ -636,85 +572,6 @@ static int ck_mount(const char *source, const char *target, const char *fstype,
 
     if (rc == 0 && propagation)
         rc = ck_mount_raw(NULL, target, NULL, propagation, NULL);
-    return rc;
-}
-
-static int ck_mkdir(const char *path)
-{
-    return (int)ck_sys(SYS_mkdirat, AT_FDCWD, path, 0755, 0, 0);
-}
-
-/* mkdir -p with mode 0755. An existing path (even a file: the mount that follows says
- * what is wrong) is fine. One mkdir when the parent exists, the walk only if not. */
-static int ck_mkdirs(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path), k;
-    int rc;
-
-    if (len == 0)
-        return -ENOENT;
-    rc = ck_mkdir(path);
-    if (rc == 0 || rc == -EEXIST)
-        return 0;
-    if (rc != -ENOENT)
-        return rc;
-    if (len >= sizeof(buf))
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    for (k = 1; k <= len; k++) {
-        if (buf[k] != '/' && buf[k] != '\0')
-            continue;
-        buf[k] = '\0';
-        rc = ck_mkdir(buf);
-        if (rc < 0 && rc != -EEXIST)
-            return rc;
-        if (k < len)
-            buf[k] = '/';
-    }
-    return 0;
-}
-
-/* A bind mount of a file needs a file to mount onto: make it (and its directory). */
-static int ck_mkfile(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    struct stat st;
-    int fd, rc;
-
-    if (slash != NULL && slash != path) {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof(dir))
-            return -ENAMETOOLONG;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-        if ((rc = ck_mkdirs(dir)) < 0)
-            return rc;
-    }
-    if (ck_stat(path, &st, AT_SYMLINK_NOFOLLOW) == 0)
-        return 0;
-    fd = ck_open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return fd;
-    ck_close(fd);
-    return 0;
-}
-
-/* A device node with the spec's owner and exact mode (the umask would narrow it). */
-static int ck_mknod(const char *path, mode_t mode, dev_t dev, uid_t uid, gid_t gid)
-{
-    int rc = (int)ck_sys(SYS_unlinkat, AT_FDCWD, path, 0, 0, 0);
-
-    if (rc < 0 && rc != -ENOENT)
-        return rc;
-    if ((dev_t)(unsigned int)dev != dev)
-        return -EINVAL;                 /* as glibc's mknod: the kernel takes 32 bits */
-    rc = (int)ck_sys(SYS_mknodat, AT_FDCWD, path, mode, (unsigned int)dev, 0);
-    if (rc == 0)
-        rc = (int)ck_sys(SYS_fchownat, AT_FDCWD, path, uid, gid, 0);
-    if (rc == 0)
-        rc = (int)ck_sys(SYS_fchmodat, AT_FDCWD, path, mode & 07777, 0, 0);
     return rc;
 }
 
@@ -731,31 +588,6 @@ static int ck_pivot_root(const char *rootfs)
     if (rc == 0)
         rc = ck_chdir("/");
     return rc;
-}
-
-/* maskedPaths: a directory under an empty read-only tmpfs, anything else under
- * /dev/null; a path that does not exist needs no mask. */
-static int ck_mask(const char *path)
-{
-    struct stat st;
-    int rc = ck_stat(path, &st, 0);
-
-    if (rc < 0)
-        return rc == -ENOENT ? 0 : rc;
-    if (S_ISDIR(st.st_mode))
-        return ck_mount_raw("tmpfs", path, "tmpfs", MS_RDONLY, NULL);
-    return ck_mount_raw("/dev/null", path, NULL, MS_BIND, NULL);
-}
-
-/* readonlyPaths (bind onto itself first; a missing path is skipped) and root.readonly
- * (already a mount of its own: remount only). */
-static int ck_readonly(const char *path, int bind_first)
-{
-    int rc;
-
-    if (bind_first && (rc = ck_mount_raw(path, path, NULL, MS_BIND | MS_REC, NULL)) < 0)
-        return rc == -ENOENT ? 0 : rc;
-    return ck_remount(path, MS_RDONLY);
 }
 
 static int ck_setrlimit(int resource, long long soft, long long hard)
@@ -883,10 +715,7 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   WRITE_FILE s[0] = path, s[1] = text SETHOSTNAME, SETDOMAINNAME s[0]
  *   LOOPBACK_UP
  *   MOUNT s[0..3] = source, target, fstype, data; i[0] = flags, i[1] = propagation
- *   BIND s[0..1] = source, target; i[0] = flags, i[1] = remount flags, i[2] = propagation
- *   MKDIRS, MKFILE, MASK, CHDIR s[0]    PIVOT_ROOT s[0] = new root
- *   MKNOD s[0]; i[0..3] = mode, dev, uid, gid
- *   SYMLINK s[0] = target, s[1] = link  READONLY s[0]; i[0] = bind onto itself first
+ *   PIVOT_ROOT s[0] = new root (and child->rootfd reopened as "/")
  *   RLIMIT i[0..2] = resource, soft, hard
  *   CAPBSET_DROP i[0] = caps (bit mask)
  *   SET_USER i[0..3] = uid, gid, change uid/gid, skip setgroups; ids = supplementary gids
@@ -2000,21 +1829,9 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_LOOPBACK_UP:    return ck_loopback_up();
     case CK_OP_MOUNT:
         return ck_mount(s[0], s[1], s[2], (unsigned long)i[0], s[3], (unsigned long)i[1]);
-    case CK_OP_BIND:
-        return ck_bind(s[0], s[1], (unsigned long)i[0], (unsigned long)i[1],
-                       (unsigned long)i[2]);
-    case CK_OP_MKDIRS:         return ck_mkdirs(s[0]);
-    case CK_OP_MKFILE:         return ck_mkfile(s[0]);
-    case CK_OP_MKNOD:
-        return ck_mknod(s[0], (mode_t)i[0], (dev_t)i[1], (uid_t)i[2], (gid_t)i[3]);
-    case CK_OP_SYMLINK:
-        rc = (int)ck_sys(SYS_symlinkat, s[0], AT_FDCWD, s[1], 0, 0);
-        return rc == -EEXIST ? 0 : rc;
     case CK_OP_PIVOT_ROOT:
         rc = ck_pivot_root(s[0]);
         return rc < 0 || child->rootfd < 0 ? rc : ck_open_root(child, "/");
-    case CK_OP_MASK:           return ck_mask(s[0]);
-    case CK_OP_READONLY:       return ck_readonly(s[0], i[0] != 0);
     case CK_OP_CHDIR:          return ck_chdir_at(child, s[0]);
     case CK_OP_RLIMIT:         return ck_setrlimit((int)i[0], i[1], i[2]);
     case CK_OP_CAPBSET_DROP:   return ck_capbset_drop((unsigned long long)i[0]);

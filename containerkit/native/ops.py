@@ -101,34 +101,6 @@ def mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int,
     return lib.CK_OP_MOUNT, Args(s=(source, target, fstype, data), i=(flags, propagation))
 
 
-def bind(source: bytes, target: bytes, flags: int, remount: int = 0,
-         propagation: int = 0) -> Op:
-    """A bind mount (``flags``: MS_BIND [| MS_REC]); ``remount`` flags (ro, nosuid...)
-    need a bind remount, which keeps the nosuid/nodev/noexec/atime flags the mount
-    already has (statfs), as the kernel would otherwise clear them."""
-    return lib.CK_OP_BIND, Args(s=(source, target), i=(flags, remount, propagation))
-
-
-def mkdirs(path: bytes) -> Op:
-    """mkdir -p (0755); an existing path, even a file, is fine: the mount says more."""
-    return lib.CK_OP_MKDIRS, Args(s=(path,))
-
-
-def make_file(path: bytes) -> Op:
-    """An empty file (and its directory) for a file bind mount, unless one exists."""
-    return lib.CK_OP_MKFILE, Args(s=(path,))
-
-
-def make_device(path: bytes, mode: int, dev: int, uid: int, gid: int) -> Op:
-    """unlink (a missing file is fine), mknod, chown, chmod to the exact mode."""
-    return lib.CK_OP_MKNOD, Args(s=(path,), i=(mode, dev, uid, gid))
-
-
-def symlink(target: bytes, path: bytes) -> Op:
-    """symlink(2); an existing ``path`` is fine."""
-    return lib.CK_OP_SYMLINK, Args(s=(target, path))
-
-
 def pivot_root(rootfs: bytes) -> Op:
     """chdir(rootfs), pivot_root(".", "."), umount2(".", MNT_DETACH), chdir("/")."""
     return lib.CK_OP_PIVOT_ROOT, Args(s=(rootfs,))
@@ -191,17 +163,6 @@ def move_root(rootfs: bytes, hide: tuple[bytes, ...]) -> Op:
     propagates to the host; a tmpfs over it where detaching is refused), then
     chdir(rootfs), mount(rootfs, "/", MS_MOVE), chroot("."), chdir("/")."""
     return lib.CK_OP_MOVE_ROOT, Args(s=(rootfs,), argv=hide)
-
-
-def mask_path(path: bytes) -> Op:
-    """A directory under an empty read-only tmpfs, a file under /dev/null; missing: no-op."""
-    return lib.CK_OP_MASK, Args(s=(path,))
-
-
-def remount_readonly(path: bytes, bind_first: bool) -> Op:
-    """Bind ``path`` onto itself (``bind_first``; a missing path is skipped), then a
-    read-only bind remount that keeps the mount's other flags."""
-    return lib.CK_OP_READONLY, Args(s=(path,), i=(int(bind_first),))
 
 
 def chdir(path: bytes) -> Op:
