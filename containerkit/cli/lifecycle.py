@@ -236,7 +236,8 @@ def do_run(args: Any, ctx: Context) -> int:
             if container.terminal is not None:      # run -t: this process is the terminal
                 from ..native.console import relay
 
-                relay(container.terminal.fileno(), 0, 1)
+                init = container.init
+                relay(container.terminal.fileno(), 0, 1, init.pidfd if init else -1)
             code = container.wait()
         except BaseException:
             _discard(container, ctx)

@@ -67,9 +67,10 @@ def send_master(sock: socket, fd: int) -> None:
                           f"{(e.strerror or str(e)).lower()}") from None
 
 
-def relay(master: int, stdin: int, stdout: int) -> None:
+def relay(master: int, stdin: int, stdout: int, pidfd: int = -1) -> None:
     """Copy ``stdin`` to the pty and the pty to ``stdout`` until the pty hangs up (every
-    copy of its peer closed: the container's processes are gone). End of file on
+    copy of its peer closed: the container's processes are gone) or the process of
+    ``pidfd`` exited (then what the pty still holds is copied). End of file on
     ``stdin`` only stops that direction, as in runc. A terminal on ``stdin`` is put in
     raw mode meanwhile (the container's pty does the line discipline) and resized with
     the pty on SIGWINCH."""
@@ -86,8 +87,13 @@ def relay(master: int, stdin: int, stdout: int) -> None:
         poll.register(master, select.POLLIN)
         if stdin >= 0:
             poll.register(stdin, select.POLLIN)
+        if pidfd >= 0:
+            poll.register(pidfd, select.POLLIN)
         while True:
             for fd, _events in poll.poll():
+                if fd == pidfd:
+                    _drain(master, stdout)
+                    return
                 if fd == master:
                     try:
                         data = os.read(master, 65536)
@@ -107,6 +113,22 @@ def relay(master: int, stdin: int, stdout: int) -> None:
             signal.signal(signal.SIGWINCH, old_winch)
         if restore is not None:
             restore()
+
+
+def _drain(master: int, stdout: int) -> None:
+    """What the pty holds once the process is gone (someone else may keep it open)."""
+    os.set_blocking(master, False)
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:             # EAGAIN: empty; EIO: hung up
+                return
+            if not data:
+                return
+            _write_all(stdout, data)
+    finally:
+        os.set_blocking(master, True)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -215,6 +215,19 @@ def test_run_in_the_foreground_relays_the_terminal(make_bundle: Callable[..., st
     assert os.listdir(state_root) == []
 
 
+def test_run_in_the_foreground_ends_with_the_init(make_bundle: Callable[..., str],
+                                                  state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:      # no pid namespace: the child outlives it
+        tty_config()(cfg)
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "pid"]
+    bundle = make_bundle(["/bin/sh", "-c", "sleep 1000 & echo bye"], edit)
+    r = cli(state_root, "run", "--bundle", bundle, "term-bg", stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.replace("\r", "").splitlines() == ["bye"]
+    assert os.listdir(state_root) == []
+
+
 # -- --preserve-fds -----------------------------------------------------------------------
 
 def _fd_at(fd: int, target: int) -> None:
