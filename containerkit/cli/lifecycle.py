@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from ..errors import ConfigError, ContainerkitError
+from ..errors import ConfigError, ContainerExists, ContainerkitError, InvalidState
 from .main import CLIError, Context, UsageError
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
@@ -164,7 +164,11 @@ def _create(args: Any, ctx: Context, guard: SignalGuard, detach: bool) -> Contai
     check_terminal(bool(process and process.terminal), detach, args.console_socket)
     total, listen = passed_fds(ctx, args.preserve_fds)
     graph = config.graph_driver()
-    container = new_container(config, graph, NativeDriver(no_pivot=args.no_pivot))
+    try:
+        container = new_container(config, graph, NativeDriver(no_pivot=args.no_pivot))
+    except ContainerExists:
+        # runc's words (clients match on them)
+        raise CLIError(f"container with given ID already exists: {args.id!r}") from None
     container.console_socket = os.path.abspath(args.console_socket) \
         if args.console_socket else None
     container.preserve_fds = total
@@ -259,13 +263,14 @@ def add_kill(parser: Any) -> None:
 
 
 def parse_signal(text: str) -> int:
-    """KILL, SIGKILL, kill, 9, RTMIN+3 -> the signal number (moby's ParseSignal rules)."""
+    """KILL, SIGKILL, kill, 9, RTMIN+3 -> the signal number (moby's ParseSignal rules);
+    0 (like runc) only checks that the init is alive."""
     raw = text.strip()
     if raw.isdigit():
         number = int(raw)
-        if 1 <= number <= signal.SIGRTMAX:
+        if 0 <= number <= signal.SIGRTMAX:
             return number
-        raise ConfigError(f"invalid signal {text!r}: numbers go from 1 to {int(signal.SIGRTMAX)}")
+        raise ConfigError(f"invalid signal {text!r}: numbers go from 0 to {int(signal.SIGRTMAX)}")
     name = raw.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
@@ -284,7 +289,11 @@ def parse_signal(text: str) -> int:
 def do_kill(args: Any, ctx: Context) -> int:
     signum = parse_signal(args.signal)
     container = _load(ctx, args.id, native=False)
-    container.signal(signum, all=args.all)
+    try:
+        container.signal(signum, all=args.all)
+    except InvalidState as e:
+        # runc's words: containerd's shim takes "container not running" as "already gone"
+        raise CLIError(f"container not running: {e}") from None
     return 0
 
 

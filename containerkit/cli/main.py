@@ -35,7 +35,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "delete": ("lifecycle", "delete any resources held by the container"),
     "events": ("cgroupverbs", "display container events and statistics"),
     "exec": ("unsupported", "execute new process inside the container"),
-    "features": ("unsupported", "show the enabled features"),
+    "features": ("query", "show the enabled features"),
     "kill": ("lifecycle", "send a signal (default: SIGTERM) to the container's init process"),
     "list": ("query", "list the containers under the state root"),
     "pause": ("cgroupverbs", "suspend all processes inside the container"),
@@ -166,11 +166,24 @@ def _check_global(opts: dict[str, Any], log: Log) -> None:
     if not opts["root"]:
         raise UsageError("--root: empty path")
     rootless = opts["rootless"]
-    if rootless in _TRUE:
-        raise UsageError("--rootless=true is not supported yet: run as root "
-                         "(--rootless=auto and --rootless=false are accepted)")
-    if rootless != "auto" and rootless not in _FALSE:
-        raise UsageError(f"invalid --rootless value {rootless!r}: use true, false or auto")
+    if rootless != "auto":
+        if rootless not in _TRUE and rootless not in _FALSE:
+            raise UsageError(f"invalid --rootless value {rootless!r}: use true, false or auto")
+        from ..native import userns
+
+        # runc's meaning: true = behave as unprivileged (run without a cgroup where
+        # none can be made), false = never; auto = decide from the uid and uid_map
+        userns.FORCE_ROOTLESS = rootless in _TRUE
+
+
+def _systemd_refusal() -> str:
+    """Why --systemd-cgroup is refused: no systemd here, or no systemd driver yet."""
+    if not os.path.isdir("/run/systemd/system"):
+        return ("--systemd-cgroup: no systemd cgroup manager on this host "
+                "(/run/systemd/system is missing); drop the flag: containerkit manages "
+                "cgroup v2 directly")
+    return ("--systemd-cgroup: the systemd cgroup driver is not supported yet; drop the "
+            "flag: containerkit manages cgroup v2 directly")
 
 
 def _usage() -> str:
@@ -191,9 +204,9 @@ def _usage() -> str:
         "  --log FILE          also write the log (errors, debug lines) to FILE",
         "  --log-format FMT    log format: text (default) or json",
         f"  --root DIR          root directory of the container state (default {DEFAULT_ROOT})",
-        "  --criu PATH         accepted for compatibility, unused",
-        "  --systemd-cgroup    not supported yet (refused)",
-        "  --rootless VALUE    auto (default) or false; true is not supported yet",
+        "  --criu PATH         accepted for compatibility, unused (no checkpoint/restore)",
+        "  --systemd-cgroup    refused: no systemd cgroup driver",
+        "  --rootless VALUE    auto (default), true or false",
         "  --help, -h          show help",
         "  --version, -v       print the version",
     ]
@@ -201,9 +214,47 @@ def _usage() -> str:
 
 
 def _version() -> str:
+    """runc's layout: name and version, commit, spec, the language runtime, and crun's
+    +FEATURE/-FEATURE line for what is built in."""
+    from ..features import builtin_summary
     from ..spec import OCI_VERSION
 
-    return f"{PROG} version {__version__}\nspec: {OCI_VERSION}\n"
+    return (f"{PROG} version {__version__}\n"
+            f"commit: {_commit()}\n"
+            f"spec: {OCI_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n"
+            f"features: {builtin_summary()}\n")
+
+
+def _commit() -> str:
+    """The git commit of the source tree this package runs from, if it is a checkout."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    git = os.path.join(top, ".git")
+    try:
+        if os.path.isfile(git):              # a worktree: "gitdir: <path>"
+            with open(git) as f:
+                git = f.read().split(":", 1)[1].strip()
+        with open(os.path.join(git, "HEAD")) as f:
+            head = f.read().strip()
+        if not head.startswith("ref: "):
+            return head
+        ref = head[5:]
+        common = git
+        if os.path.isfile(os.path.join(git, "commondir")):
+            with open(os.path.join(git, "commondir")) as f:
+                common = os.path.join(git, f.read().strip())
+        for base in (git, common):
+            path = os.path.join(base, ref)
+            if os.path.isfile(path):
+                with open(path) as f:
+                    return f.read().strip()
+        with open(os.path.join(common, "packed-refs")) as f:
+            for line in f:
+                if line.rstrip().endswith(" " + ref):
+                    return line.split()[0]
+    except (OSError, IndexError):
+        pass
+    return "unknown"
 
 
 # -- verb parsers (cli/args.py: argparse's API at a fraction of its start-up cost) --------
@@ -291,8 +342,7 @@ def _main(argv: list[str], log: Log) -> int:
     if verb not in VERBS:
         raise UsageError(f"unknown command {verb!r} (see '{PROG} --help')")
     if opts["systemd_cgroup"]:
-        raise UsageError("--systemd-cgroup is not supported yet: containerkit manages "
-                         "cgroup v2 directly; drop the flag")
+        raise UsageError(_systemd_refusal())
     from .args import ParseError
 
     try:

@@ -106,3 +106,14 @@ def tabulate(rows: list[tuple[str, ...]]) -> str:
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
         out.append("".join(cells) + row[-1] + "\n")
     return "".join(out)
+
+
+def add_features(parser: Any) -> None:
+    pass
+
+
+def do_features(args: Any, ctx: Context) -> int:
+    from ..features import features
+
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
+    return 0

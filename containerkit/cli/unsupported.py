@@ -19,6 +19,11 @@ def _refuse(args: Any, ctx: Context) -> int:
     raise UnsupportedError(f"{args._verb}: not supported yet")
 
 
+def _refuse_criu(args: Any, ctx: Context) -> int:
+    raise UnsupportedError(f"{args._verb}: not supported yet: containerkit has no "
+                           "checkpoint/restore (CRIU) support; the container is untouched")
+
+
 def _id(parser: Any, verb: str) -> None:
     parser.add_argument("id", metavar="container-id")
     parser.set_defaults(_verb=verb)
@@ -77,9 +82,5 @@ def add_restore(parser: Any) -> None:
     _id(parser, "restore")
 
 
-def add_features(parser: Any) -> None:
-    parser.set_defaults(_verb="features")
-
-
 do_ps = do_exec = _refuse
-do_checkpoint = do_restore = do_features = _refuse
+do_checkpoint = do_restore = _refuse_criu

@@ -38,9 +38,15 @@ def _caps() -> int:
         return next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
 
 
+# the CLI's --rootless true/false (None: auto)
+FORCE_ROOTLESS: bool | None = None
+
+
 def rootless() -> bool:
     """Whether this process is unprivileged on the host: not root, or root of a user
     namespace that does not map every id (as runc's ``--rootless auto`` decides)."""
+    if FORCE_ROOTLESS is not None:
+        return FORCE_ROOTLESS
     if os.geteuid() != 0:
         return True
     try:
