@@ -4,8 +4,12 @@ the kernel floor (``unshare -fpmuin true``).
     .venv/bin/python tests/bench.py [-n N] [--json FILE]      (as root)
 
 Each row runs ``/bin/true`` in a busybox bundle (the default runc-style config.json,
-root read-only). After warm-up runs, the rows are measured round-robin, one run of each
-per round, so that machine noise hits every row alike. A row whose tool is missing or
+root read-only); the ``state`` rows query one created container, the
+``create+start+del`` rows make the three calls a shim makes for one container. The CLI
+rows run with an empty environment (``env -i``, as podman calls the runtime), each tool
+by absolute path; their "x runc" column is against the same calls to runc. After
+warm-up runs, the rows are measured round-robin, one run of each per round, so that
+machine noise hits every row alike. A row whose tool is missing or
 fails is reported as unavailable instead of timed. The targets printed at the end are
 informational: the exit status is 0 whenever the benchmark itself ran.
 
@@ -41,10 +45,15 @@ WARMUP = 3
 TARGETS = (  # (row, reference row, at most this ratio)
     ("library lifecycle", "runc run", 0.15),
     ("library lifecycle", "kernel floor", 2.0),
-    ("containerkit run", "runc run", 1.0),
+    ("containerkit run", "runc run", 0.8),
+    ("containerkit state", "runc state", 1.0),
+    ("ck create+start+del", "runc create+start+del", 1.0),
 )
 VM_TARGETS = (("library lifecycle", "crun run", 1.0),)
 CRUN_OCI_VERSION = "1.1.0"      # crun 1.8.1 refuses 1.2.0 and 1.3.0 ("unknown version")
+# the CLI rows run as podman/conmon run the runtime: no environment at all (no PATH, no
+# HOME), the tool given by absolute path
+EMPTY_ENV: dict[str, str] = {}
 
 
 @dataclass
@@ -54,6 +63,7 @@ class Row:
     name: str
     run: Callable[[int], float]
     check: Callable[[], str | None] = lambda: None  # error text when unavailable
+    ref: str = "runc run"                           # the "x runc" column's reference row
     samples: list[float] = field(default_factory=list)
     error: str | None = None
 
@@ -82,17 +92,31 @@ def first_line(text: str | bytes | None, default: str = "no error output") -> st
 
 def timed_command(argv: list[str], env: dict[str, str] | None = None) -> Callable[[], float]:
     """Wall time of fork + exec + wait, output discarded; a failure raises."""
+    return timed_sequence([argv], env)
+
+
+def timed_sequence(argvs: list[list[str]], env: dict[str, str] | None = None
+                   ) -> Callable[[], float]:
+    """Wall time of several commands one after the other (e.g. create, start, delete)."""
 
     def run() -> float:
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env)
-        elapsed = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)}: exit status {proc.returncode}")
-        return elapsed
+        for argv in argvs:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=env, cwd="/")
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)}: exit status {proc.returncode}")
+        return time.perf_counter() - t0
 
     return run
+
+
+def probe_sequence(argvs: list[list[str]], env: dict[str, str] | None = None) -> str | None:
+    for argv in argvs:
+        error = probe(argv, env)
+        if error is not None:
+            return error
+    return None
 
 
 def probe(argv: list[str], env: dict[str, str] | None = None,
@@ -122,9 +146,9 @@ class Bench:
         self.prefix = f"ckbench{os.getpid()}"
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self.cli = os.path.join(os.path.dirname(sys.executable), "containerkit")
-        # The CLI is timed as installed, i.e. with bytecode caches: where the environment
-        # forbids writing them (PYTHONDONTWRITEBYTECODE), every run would recompile the
-        # sources (~20 ms). The caches go to the work dir, not into the source tree.
+        # The CLI rows run with an empty environment, as podman does, and use the bytecode
+        # ./dev compiled into the tree. Clean-up uses the caller's environment minus
+        # PYTHONDONTWRITEBYTECODE, with caches in the work dir.
         self.cli_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         self.cli_env["PYTHONPYCACHEPREFIX"] = os.path.join(workdir, "pycache")
         self.live: list[Container] = []  # library containers not yet deleted
@@ -159,16 +183,48 @@ class Bench:
             bundle = self.crun_bundle if tool == "crun" else self.bundle
             return lambda cid: [tool, "--root", self.roots[kind], "run", "-b", bundle, cid]
 
-        ck = command("containerkit run", "ck", run_argv(self.cli, "ck"), self.cli_env)
-        if not os.access(self.cli, os.X_OK):
-            ck.check = lambda: f"{self.cli}: no console script installed"
-        return [
+        ck = command("containerkit run", "ck", run_argv(self.cli, "ck"), EMPTY_ENV)
+        runc = shutil.which("runc") or "runc"
+        rows = [
             Row(name="library lifecycle", run=self.library),
             ck,
-            command("runc run", "runc", run_argv("runc", "runc")),
+            command("runc run", "runc", run_argv(runc, "runc"), EMPTY_ENV),
             command("crun run", "crun", run_argv("crun", "crun")),
             command("kernel floor", "floor", lambda cid: ["unshare", "-fpmuin", "true"]),
+            self.state_row("containerkit state", self.cli, "ck"),
+            self.state_row("runc state", runc, "runc"),
+            self.lifecycle_row("ck create+start+del", self.cli, "ck"),
+            self.lifecycle_row("runc create+start+del", runc, "runc"),
         ]
+        if not os.access(self.cli, os.X_OK):
+            for row in rows:
+                if row.name.startswith(("containerkit ", "ck ")):
+                    row.check = lambda: f"{self.cli}: no console script installed"
+        return rows
+
+    def state_row(self, name: str, tool: str, kind: str) -> Row:
+        """``state`` of one created container (what podman and the shim poll)."""
+        cid = self.cid(kind, "state")
+        root = self.roots[kind]
+        create = [tool, "--root", root, "create", "-b", self.bundle, cid]
+        state = [tool, "--root", root, "state", cid]
+        return Row(name=name, run=lambda i: timed_command(state, EMPTY_ENV)(),
+                   check=lambda: probe_sequence([create, state], EMPTY_ENV),
+                   ref="runc state")
+
+    def lifecycle_row(self, name: str, tool: str, kind: str) -> Row:
+        """create, start, delete --force: the calls a shim makes for one container."""
+        def argvs(cid: str) -> list[list[str]]:
+            root = self.roots[kind]
+            return [[tool, "--root", root, "create", "-b", self.bundle, cid],
+                    [tool, "--root", root, "start", cid],
+                    [tool, "--root", root, "delete", "--force", cid]]
+
+        return Row(name=name,
+                   run=lambda i: timed_sequence(argvs(self.cid(kind + "csd", i)), EMPTY_ENV)(),
+                   check=lambda: probe_sequence(argvs(self.cid(kind + "csd", "probe")),
+                                                EMPTY_ENV),
+                   ref="runc create+start+del")
 
     # -- cleanup -----------------------------------------------------------------------
     def cleanup(self) -> None:
@@ -296,6 +352,8 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str,
         if s is not None:
             entry.update(s)
             for key, ref in refs.items():
+                if key == "runc":
+                    ref = median(r.ref)
                 entry[f"ratio_vs_{key}"] = s["median_ms"] / ref if ref else None
             entry["samples_ms"] = [round(x * 1000, 4) for x in r.samples]
         results[r.name] = entry
@@ -314,7 +372,7 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str,
     print(f"host: Linux {platform.release()}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}; bundle and state roots in {workdir} "
           f"({state_fs})")
-    head = (f"{'name':<18} {'median ms':>9} {'p10':>8} {'p90':>8} {'x runc':>7} "
+    head = (f"{'name':<21} {'median ms':>9} {'p10':>8} {'p90':>8} {'x runc':>7} "
             f"{'x crun':>7} {'x floor':>7}")
     print(head)
     print("-" * len(head))
@@ -325,9 +383,9 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str,
     for r in rows:
         e = results[r.name]
         if not e["available"]:
-            print(f"{r.name:<18} unavailable: {r.error}")
+            print(f"{r.name:<21} unavailable: {r.error}")
             continue
-        print(f"{r.name:<18} {e['median_ms']:9.2f} {e['p10_ms']:8.2f} {e['p90_ms']:8.2f} "
+        print(f"{r.name:<21} {e['median_ms']:9.2f} {e['p10_ms']:8.2f} {e['p90_ms']:8.2f} "
               f"{ratio(e['ratio_vs_runc'])} {ratio(e['ratio_vs_crun'])} "
               f"{ratio(e['ratio_vs_floor'])}")
     print("\ntargets (informational):")
