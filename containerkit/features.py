@@ -20,7 +20,6 @@ APPARMOR = False
 SELINUX = False
 INTEL_RDT = False
 NET_DEVICES = False
-IDMAP_MOUNTS = False
 CGROUP_V1 = False          # never: containerkit drives cgroup v2 only
 SYSTEMD_CGROUP = False     # --systemd-cgroup is refused
 
@@ -33,6 +32,10 @@ SECCOMP_ARCHS = (
     "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_SH", "SCMP_ARCH_SHEB",
     "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64",
 )
+# every action the spec defines (defs-linux.json SeccompAction)
+SECCOMP_ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
+                   "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW",
+                   "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY")
 # every seccomp flag the spec defines (defs-linux.json SeccompFlag)
 SECCOMP_KNOWN_FLAGS = ("SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
                        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
@@ -46,12 +49,43 @@ def namespaces() -> list[str]:
     return sorted(NAMESPACE_FLAGS)
 
 
-def mount_options() -> list[str]:
-    """Options mountopts turns into flags or propagation (NOT_YET ones are refused;
-    anything else is passed to the filesystem as data, so it is not listed)."""
-    from .native.mountopts import FLAGS, NOT_YET, PROPAGATION
+# every mount option runc knows (its mountPropagationMapping, flag and attribute
+# tables, extensions): the candidates; the list is those mountopts.parse takes
+MOUNT_OPTION_CANDIDATES = (
+    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
+    "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
+    "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
+    "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec",
+    "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime",
+    "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared",
+    "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared",
+    "silent", "slave", "strictatime", "suid", "symfollow", "sync", "tmpcopyup",
+    "unbindable", "idmap", "ridmap",
+)
 
-    return sorted((set(FLAGS) | set(PROPAGATION)) - NOT_YET)
+
+def mount_options() -> list[str]:
+    """The options mountopts.parse applies itself (a flag, attribute, propagation or
+    extension), or hands to the filesystem as a known superblock flag; refused ones and
+    ones it would pass on as unknown filesystem data are not listed."""
+    from .native import mountopts
+
+    superblock = getattr(mountopts, "SUPERBLOCK", frozenset())
+    listed = []
+    for opt in MOUNT_OPTION_CANDIDATES:
+        try:
+            parsed = mountopts.parse([opt], "mounts[0]")
+        except Exception:  # noqa: BLE001 - refused: not listed
+            continue
+        if parsed.data and opt not in superblock:
+            continue                    # only passed on as filesystem data
+        listed.append(opt)
+    return sorted(listed)
+
+
+def idmap_mounts() -> bool:
+    """Whether mounts[].options idmap is applied (mountopts knows it)."""
+    return "idmap" in mount_options()
 
 
 def capabilities() -> list[str]:
@@ -72,7 +106,13 @@ def seccomp() -> dict[str, Any]:
     from . import spec as oci
     from .native import seccomp as sc
 
-    actions = set(sc._FIXED_ACTIONS) | {"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"}
+    actions = []
+    for name in SECCOMP_ACTIONS:
+        try:
+            sc.action(name, None, "features")
+        except Exception:  # noqa: BLE001 - refused: not listed
+            continue
+        actions.append(name)
     archs = []
     for arch in SECCOMP_ARCHS:
         # what compile_filter accepts in a filter on this host (libseccomp knows the
@@ -112,7 +152,7 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": APPARMOR},
             "selinux": {"enabled": SELINUX},
             "intelRdt": {"enabled": INTEL_RDT},
-            "mountExtensions": {"idmap": {"enabled": IDMAP_MOUNTS}},
+            "mountExtensions": {"idmap": {"enabled": idmap_mounts()}},
             "netDevices": {"enabled": NET_DEVICES},
         },
         "annotations": {"io.github.containerkit.version": __version__},

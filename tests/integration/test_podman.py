@@ -202,6 +202,21 @@ def _remove_cgroup_tree(rel: str) -> None:
             pass
 
 
+def _our_states(pod: Podman) -> list[str]:
+    """containerkit state dirs of this module's podman (other test runs may share the
+    default --root): their bundle is in our storage."""
+    found = []
+    for cid in os.listdir(STATE_ROOT) if os.path.isdir(STATE_ROOT) else []:
+        try:
+            with open(os.path.join(STATE_ROOT, cid, "state.json")) as f:
+                bundle = json.load(f).get("bundle", "")
+        except (OSError, ValueError):
+            continue
+        if bundle.startswith(str(pod.tmp)):
+            found.append(cid)
+    return found
+
+
 def _cgroups_left(pod: Podman) -> list[str]:
     from containerkit.cgroups import cgroup2_mountpoint
 
@@ -221,12 +236,10 @@ def pod(podman: Podman) -> Iterator[Podman]:
     names: list[str] = []
     podman.names = names  # type: ignore[attr-defined]
     children = _children()
-    before = set(os.listdir(STATE_ROOT)) if os.path.isdir(STATE_ROOT) else set()
     yield podman
     for name in names:
         podman("rm", "--force", "--time", "0", name)
-    after = set(os.listdir(STATE_ROOT)) if os.path.isdir(STATE_ROOT) else set()
-    assert after <= before, f"containerkit state left: {after - before}"
+    assert _our_states(podman) == [], "containerkit state left"
     assert _cgroups_left(podman) == []
     assert _children() == children
     with open("/proc/self/mountinfo") as f:
