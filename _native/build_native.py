@@ -61,7 +61,8 @@ enum ck_opcode {
     CK_OP_CONSOLE = 46,
     CK_OP_SEND_PTY = 47,
     CK_OP_SETCTTY = 48,
-    CK_OP_INHERIT_FDS = 49
+    CK_OP_INHERIT_FDS = 49,
+    CK_OP_FORK_INIT = 50
 };
 
 struct ck_op {
@@ -711,6 +712,7 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   RESET_SIGNALS                       STDIO i[0..2] = fds for 0, 1, 2
  *   WAIT_PARENT i[0] = sync fd, s[0] = the message (NULL: "CGROUP")
  *   BECOME_ROOT                         SETNS i[0] = ns fd, i[1] = nstype
+ *   FORK_INIT i[0] = clone flags, i[1] = sync fd
  *   CLOSE_FDS ids = sorted fds to keep  UNSHARE i[0] = flags
  *   WRITE_FILE s[0] = path, s[1] = text SETHOSTNAME, SETDOMAINNAME s[0]
  *   LOOPBACK_UP
@@ -1808,6 +1810,34 @@ static int ck_inherit_fds(int first, int n)
     return 0;
 }
 
+/* Fork the container's init from this first child, which joined namespaces by path
+ * and/or made a user namespace (whose maps are written): the init's new pid, mount...
+ * namespaces are then owned by that user namespace, and it is pid 1 of its own pid
+ * namespace, which an unshare(CLONE_NEWPID) cannot give the caller itself. CLONE_PARENT
+ * makes the init the spawning process's child (which reaps it); this child reports
+ * "INIT <pid>" and exits, the init returns 0 and runs the plan's next ops. Only in a
+ * fork-like child (ck_vm_ok): the init runs on a copy of this stack. */
+static int ck_fork_init(unsigned long long flags, int sync_fd)
+{
+    struct ck_clone_args args;
+    char msg[32];
+    size_t at;
+    long pid;
+
+    memset(&args, 0, sizeof(args));
+    args.flags = flags | CLONE_PARENT;  /* exit_signal: must be 0 with CLONE_PARENT */
+    pid = ck_sys(SYS_clone3, &args, sizeof(args), 0, 0, 0);
+    if (pid <= 0)
+        return (int)pid;                /* 0: the init goes on; < 0: -errno */
+    at = ck_append(msg, 0, sizeof(msg), "INIT ", 5);
+    at = ck_append_uint(msg, at, sizeof(msg), (unsigned long long)pid);
+    if (ck_write(sync_fd, msg, at) < 0) {
+        ck_sys(SYS_kill, pid, SIGKILL, 0, 0, 0);
+        ck_exit(1);
+    }
+    ck_exit(0);
+}
+
 static int ck_run_op(const struct ck_op *op, struct ck_child *child)
 {
     const char *const *s = op->s;
@@ -1819,6 +1849,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_STDIO:          return ck_stdio(i);
     case CK_OP_WAIT_PARENT:    return ck_wait_parent((int)i[0], s[0] ? s[0] : "CGROUP");
     case CK_OP_BECOME_ROOT:    return ck_become_root();
+    case CK_OP_FORK_INIT:      return ck_fork_init((unsigned long long)i[0], (int)i[1]);
     case CK_OP_SETNS:          return (int)ck_sys(SYS_setns, (int)i[0], (int)i[1], 0, 0, 0);
     case CK_OP_CLOSE_FDS:      return ck_close_fds(op->ids, op->nids);
     case CK_OP_UNSHARE:        return (int)ck_sys(SYS_unshare, (int)i[0], 0, 0, 0, 0);
@@ -2095,6 +2126,7 @@ static int ck_vm_ok(unsigned long long flags, const struct ck_op *ops, int nops)
                 return 0;
             break;
         case CK_OP_BECOME_ROOT:         /* changes the ids: see SET_USER */
+        case CK_OP_FORK_INIT:           /* the init would run on a copy of our stack */
             return 0;
         case CK_OP_SET_USER:
             if (i[2] && ((uid_t)i[0] != geteuid() || (gid_t)i[1] != getegid()))

@@ -161,6 +161,12 @@ class NativeDriver:
                 sync.send(parent_sock, sync.CGROUP)
             if plan.id_maps is not None:            # the child waits in "user namespace"
                 _map_user_namespace(pid, plan, parent_sock)
+            if plan.forks_init:                     # the child forks the init and exits
+                init_pid = sync.expect_init(parent_sock)
+                init = Process(init_pid, os.pidfd_open(init_pid), is_child=True)
+                process.wait()
+                process = init
+                pid = init_pid
             _fill_hook_states(container, plan, pid)
             if plan.hook_sync:
                 sync.expect(parent_sock, sync.HOOKS)
@@ -266,6 +272,7 @@ def _map_user_namespace(pid: int, plan: Plan, sock: socket) -> None:
     from . import userns
 
     assert plan.id_maps is not None
+    sync.expect(sock, sync.USERNS)
     try:
         userns.write(pid, plan.id_maps)
         if plan.oom_score_adj is not None:

@@ -119,8 +119,8 @@ def process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
         # without no_new_privs seccomp(2) needs CAP_SYS_ADMIN: load before the user and
         # capability ops drop it (runc does the same), so the filter must allow them
         add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
-    denied = plan.id_maps is not None and plan.id_maps.deny_setgroups
-    add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids, denied),
+    add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids,
+                             plan.setgroups_denied),
         detail=f"{u.uid}:{u.gid}")
     add("capabilities", ops.set_caps(eff, perm, inh, amb),
         detail="effective/permitted/inheritable/ambient")

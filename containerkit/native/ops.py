@@ -64,6 +64,13 @@ def become_root() -> Op:
     return lib.CK_OP_BECOME_ROOT, Args()
 
 
+def fork_init(flags: int, sync_fd: int) -> Op:
+    """clone3(flags | CLONE_PARENT): the child (the container's init, a child of the
+    spawning process) goes on with the next op; this process sends "INIT <pid>" and
+    exits (sync.py). For plans that join a user namespace or namespaces by path."""
+    return lib.CK_OP_FORK_INIT, Args(i=(flags, sync_fd))
+
+
 def setns(fd: int, nstype: int) -> Op:
     return lib.CK_OP_SETNS, Args(i=(fd, nstype))
 

@@ -47,6 +47,9 @@ class Plan:
         self.sync_fd = -1                    # the init's end of the sync socket
         self.seccomp_listener: oci.Seccomp | None = None   # the init sends SECCOMP + fd
         self.mount_userns: dict[int, int] = {}   # mounts[i] -> its idmap's userns fd
+        self.in_userns = False          # new or joined: no mknod, sysfs rules (rootfs.py)
+        self.setgroups_denied = False   # the user namespace refuses setgroups(2)
+        self.forks_init = False         # the spawned child forks the init (INIT, sync.py)
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
@@ -105,20 +108,10 @@ def check_supported(spec: oci.Spec) -> None:
     linux = spec.linux
     if linux is None:
         return
-    new_userns = False
     for ns in linux.namespaces:
-        if ns.path and ns.type not in JOINABLE:
+        if ns.path and ns.type not in (*JOINABLE, "user"):
             raise UnsupportedError(
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
-        new_userns = new_userns or (ns.type == "user" and not ns.path)
-    if new_userns:
-        joined = [ns.type for ns in linux.namespaces if ns.path]
-        if joined:
-            # the init is cloned into its new user namespace and then has no capability
-            # over namespaces that an outer user namespace owns: setns would fail
-            raise UnsupportedError(
-                f"linux.namespaces: joining a {joined[0]} namespace by path together with "
-                "a new user namespace is not supported yet")
     if linux.mount_label:
         raise UnsupportedError(_lsm_refusal("linux.mountLabel", "selinux"))
     for name in ("intel_rdt", "memory_policy", "net_devices"):
@@ -180,19 +173,32 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     ns_types = {ns.type: ns for ns in linux.namespaces}
 
     new = {t for t, ns in ns_types.items() if not ns.path}
-    id_maps = userns.check(linux, "user" in new)
+    user = ns_types.get("user")
+    joins_user = user is not None and bool(user.path)
+    id_maps = userns.check(linux, "user" in new, in_userns=joins_user)
     time_ns = ns_types.get("time")
     offsets = timens.offsets_text(linux, "time" in new, time_ns is not None
                                   and bool(time_ns.path))
+    # Joining a user namespace, or namespaces by path that a new user namespace must not
+    # own (the init would have no capability over them): a first child joins and makes
+    # the user namespace, then forks the init into the other new namespaces (runc's
+    # stages). Otherwise the init is cloned into all of them at once.
+    two_stage = joins_user or (id_maps is not None and any(ns.path for ns in ns_types.values()))
     flags = 0
-    for t in new - {"cgroup", "time"}:
+    for t in new - {"cgroup", "time"} - ({"user"} if two_stage else set()):
         # cgroup ns: unshared once inside the cgroup; time ns: unshared by the init,
-        # which enters it at execve, after its offsets are written (timens.py)
+        # which enters it at execve (or its fork), after its offsets are written
         flags |= NAMESPACE_FLAGS[t]
-    plan = Plan(clone_flags=flags)
+    plan = Plan(clone_flags=0 if two_stage else flags)
     plan.id_maps = id_maps
     plan.sync_fd = sync_fd
     made.append(plan)
+    plan.forks_init = two_stage
+    plan.in_userns = id_maps is not None or joins_user
+    if id_maps is not None:
+        plan.setgroups_denied = id_maps.deny_setgroups
+    elif user is not None and user.path:
+        plan.setgroups_denied = userns.setgroups_denied(user.path)
     add = plan.add
 
     passed = range(3, 3 + preserve_fds)
@@ -205,6 +211,10 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         add("stdio", ops.stdio(stdio))
     if not placed_in_cgroup:
         add("wait for cgroup", ops.wait_parent(sync_fd))
+    if two_stage:
+        _join_steps(plan, ns_types, ("user", *JOINABLE))
+        if id_maps is not None:
+            add("user namespace", ops.unshare(s.CLONE_NEWUSER), detail="unshare")
     if "time" in new:
         # before the user namespace's root takes over: once the init changed its ids it is
         # not dumpable and its /proc files belong to the host's root until execve
@@ -213,25 +223,13 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
             add("timeOffsets", ops.write_file(b"/proc/self/timens_offsets", offsets),
                 detail=offsets.decode().strip().replace("\n", ", "))
     if id_maps is not None:
-        add("user namespace", ops.wait_parent(sync_fd, sync.IDMAPPED),
+        add("user namespace", ops.sync(sync_fd, sync.USERNS, sync.IDMAPPED),
             detail="wait for uid_map/gid_map")
+    if plan.in_userns:
         add("user namespace", ops.become_root(), detail="setresuid/setresgid 0")
-        if id_maps.deny_setgroups and proc.user.additional_gids:
+        if plan.setgroups_denied and proc.user.additional_gids:
             raise UnsupportedError(
                 "process.user.additionalGids: needs setgroups(2), which the kernel denies "
-                "in a user namespace that an unprivileged user maps")
-    for t in JOINABLE:
-        ns = ns_types.get(t)
-        if ns is not None and ns.path:
-            try:
-                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                plan.close()
-                raise SpecError(f"config.json: linux.namespaces: {t} path {ns.path}: "
-                                f"{e.strerror}") from None
-            plan.join_fds.append(fd)
-            add("setns", ops.setns(fd, NAMESPACE_FLAGS[t]), detail=f"{t} {ns.path}")
-    open_mount_userns(plan, spec)   # kept by the init, like the namespaces to join
     hooks = spec.hooks or oci.Hooks()
     plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container)
     try:
@@ -338,6 +336,22 @@ def _hook_steps(stage: str, hooks: list[oci.Hook], state_fd: int, cwd: bytes | N
         steps.append(ops.Step(f"hooks.{stage}[{i}]", *ops.hook(
             h.path.encode(), argv, envp, cwd, state_fd, timeout_ms, report_fd), h.path))
     return steps
+
+
+def _join_steps(plan: Plan, ns_types: dict[str, oci.Namespace], order: tuple[str, ...]) -> None:
+    """setns into the namespaces given by path, in ``order`` (the user namespace first:
+    its capabilities are what joining the others needs, as runc does)."""
+    for t in order:
+        ns = ns_types.get(t)
+        if ns is not None and ns.path:
+            try:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                plan.close()
+                raise SpecError(f"config.json: linux.namespaces: {t} path {ns.path}: "
+                                f"{e.strerror}") from None
+            plan.join_fds.append(fd)
+            plan.add("setns", ops.setns(fd, NAMESPACE_FLAGS[t]), detail=f"{t} {ns.path}")
 
 
 def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:

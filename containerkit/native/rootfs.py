@@ -106,7 +106,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
     add("rootfs bind", ops.mount(broot, broot, None, s.MS_BIND | s.MS_REC), detail=rootfs)
     add("rootfs", ops.open_root(broot), detail=rootfs)
 
-    in_userns = plan.id_maps is not None
+    in_userns = plan.in_userns
     own_netns = any(ns.type == "network" and not ns.path for ns in linux.namespaces)
     dev_is_tmpfs = False
     for i, m in enumerate(spec.mounts):

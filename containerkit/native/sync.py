@@ -4,10 +4,11 @@
 |--------|--------------------------------|------------------------------------------------|
 | P -> C | CGROUP                         | only without clone3: the parent wrote the pid  |
 |        |                                | to cgroup.procs; the child may go on           |
-| P -> C | IDMAPPED                       | only with a new user namespace: the parent     |
-|        |                                | wrote /proc/<pid>/uid_map and gid_map (and     |
-|        |                                | setgroups "deny" when unprivileged); the init  |
-|        |                                | becomes root in it and goes on                 |
+| C -> P | USERNS                         | only with a new user namespace: it exists; the |
+|        |                                | child waits for its maps                       |
+| P -> C | IDMAPPED                       | the parent wrote /proc/<pid>/uid_map and       |
+|        |                                | gid_map (and setgroups "deny" when             |
+|        |                                | unprivileged); the child becomes root in it    |
 | C -> P | HOOKS                          | mounts done, before pivot_root (only with      |
 |        |                                | prestart/createRuntime/createContainer hooks): |
 |        |                                | the init waits; the parent fills the hook      |
@@ -18,6 +19,11 @@
 | C -> P | SECCOMP + SCM_RIGHTS fd         | only with an SCMP_ACT_NOTIFY rule: the filter  |
 |        |                                | is loaded, the fd is its notify listener       |
 | P -> C | CONTINUE                       | the agent at listenerPath has the fd           |
+| C -> P | INIT <pid>                     | only for plans that fork the init (joining a   |
+|        |                                | user namespace, or namespaces by path with a   |
+|        |                                | new one): the first child forked the init      |
+|        |                                | (CLONE_PARENT: the parent's child) and exits;  |
+|        |                                | the rest of the table is the init's            |
 | C -> P | CREATED                        | setup done; the init blocks on exec.fifo       |
 | C -> P | ERROR\0step\0errno\0detail      | a step failed; the child _exits right after    |
 | C -> P | end of file                    | after CREATED: execve ran (the socket is       |
@@ -58,7 +64,9 @@ SECCOMP = b"SECCOMP"
 HOOK_FAILED = 1000
 CONSOLE = b"CONSOLE"
 CGROUP = b"CGROUP"
+USERNS = b"USERNS"
 IDMAPPED = b"IDMAPPED"
+INIT = b"INIT"
 ERROR = b"ERROR"
 MAX_MESSAGE = 4096
 
@@ -148,6 +156,16 @@ def expect(sock: socket, wanted: bytes) -> None:
     if msg != wanted:
         raise ContainerkitError(f"container init: expected {wanted.decode()} on the sync "
                                 f"socket, got {msg[:40]!r}")
+
+
+def expect_init(sock: socket) -> int:
+    """The pid of the init that the first child forked."""
+    msg = read_message(sock)
+    raise_if_error(msg)
+    head, _, pid = msg.partition(b" ")
+    if head != INIT or not pid.isdigit():
+        raise ContainerkitError("container init exited during setup without a report")
+    return int(pid)
 
 
 def expect_created(sock: socket) -> None:

@@ -154,6 +154,19 @@ def check(linux: oci.Linux, new_userns: bool, in_userns: bool = False) -> IdMaps
         deny_setgroups=not gid_priv)
 
 
+def setgroups_denied(ns_path: str) -> bool:
+    """Whether a user namespace joined by ``/proc/<pid>/ns/user`` refuses setgroups(2)
+    (read from that process; a namespace file elsewhere: assume not)."""
+    parts = ns_path.split("/")
+    if len(parts) == 5 and parts[:2] == ["", "proc"] and parts[3:] == ["ns", "user"]:
+        try:
+            with open(f"/proc/{parts[2]}/setgroups") as f:
+                return f.read().strip() == "deny"
+        except OSError:
+            pass
+    return False
+
+
 def write(pid: int, maps: IdMaps) -> None:
     """Write the maps of the user namespace the (waiting) child ``pid`` created."""
     if maps.deny_setgroups:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -217,29 +218,107 @@ def _many(n: int) -> list[dict[str, int]]:
     (lambda c: c["linux"].update(
         namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "user"]),
      r"linux\.uidMappings: set, but linux\.namespaces has no new user namespace"),
-    (lambda c: c["linux"]["namespaces"].append({"type": "ipc", "path": "/proc/1/ns/ipc"}),
-     None),
+    (lambda c: c["linux"].update(namespaces=[
+        *[n for n in c["linux"]["namespaces"] if n["type"] != "user"],
+        {"type": "user", "path": "/proc/1/ns/user"}]),
+     r"linux\.uidMappings: set, but .* joined by path keeps its own maps"),
 ])
 def test_bad_mappings_are_refused_before_the_clone(userns_bundle: Callable[..., str],
                                                    state_root: str,
                                                    edit: Callable[[dict[str, Any]], None],
                                                    match: str | None) -> None:
-    def fix(c: dict[str, Any]) -> None:
-        edit(c)
-        if match is None:        # a duplicate ipc entry: make it the only one, joined
-            nss = [n for n in c["linux"]["namespaces"] if n["type"] != "ipc"]
-            c["linux"]["namespaces"] = nss + [{"type": "ipc", "path": "/proc/1/ns/ipc"}]
-
-    config = Bundle(userns_bundle(["true"], fix), id="userns-bad", root=state_root)
+    config = Bundle(userns_bundle(["true"], edit), id="userns-bad", root=state_root)
     with pytest.raises((SpecError, UnsupportedError)) as info:
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
     msg = str(info.value)
     assert "\n" not in msg
-    if match is None:
-        match = r"joining a ipc namespace by path together with a new user namespace"
-    import re
     assert re.search(match, msg), msg
+
+
+# -- joining by path -------------------------------------------------------------------
+
+
+def _holder(bundle: str, root: str, cid: str) -> Any:
+    config = Bundle(bundle, id=cid, root=root)
+    c = new_container(config, config.graph_driver(), NativeDriver())
+    c.create()
+    c.start()
+    return c
+
+
+def test_join_a_user_namespace_by_path(userns_bundle: Callable[..., str],
+                                       make_bundle: Callable[..., str], state_root: str,
+                                       open_dir: str) -> None:
+    """A second container joins the first one's user namespace (as a pod does) and gets
+    new pid, mount, ipc, uts and network namespaces owned by it: it is pid 1, root there,
+    and mounts its own proc and sysfs."""
+    holder = _holder(userns_bundle(["sleep", "60"]), state_root, "userns-holder")
+    try:
+        userns = f"/proc/{holder.pid}/ns/user"
+        shared = tempfile.mkdtemp(prefix="join-", dir=open_dir)
+        os.chown(shared, HOST_BASE, HOST_BASE)
+
+        def join(cfg: dict[str, Any]) -> None:
+            cfg["root"]["path"] = os.path.join(open_dir, "rootfs")
+            cfg["linux"]["namespaces"].append({"type": "user", "path": userns})
+            cfg["mounts"].append({"destination": "/data", "type": "bind", "source": shared,
+                                  "options": ["rbind", "rw"]})
+
+        status, out = run(make_bundle(sh("""
+            echo pid=$$ ids=$(id -u):$(id -g)
+            cat /proc/self/uid_map
+            readlink /proc/self/ns/user; readlink /proc/self/ns/pid
+            grep -E ' /(proc|sys) ' /proc/self/mountinfo | awk '{print $5, $9}'
+            echo net=$(ls /sys/class/net)
+            touch /data/f
+            """), join), state_root, "userns-joiner")
+        users = (os.readlink(userns), os.readlink(f"/proc/{holder.pid}/ns/pid"))
+    finally:
+        holder.delete(force=True)
+    assert status == 0, out
+    assert "pid=1 ids=0:0\n" in out
+    assert " ".join(out.split()).count(f"0 {HOST_BASE} 65536") == 1, out
+    lines = out.splitlines()
+    assert lines[2] == users[0] and lines[3] != users[1]
+    assert "/proc proc" in out and "/sys sysfs" in out
+    assert "net=lo\n" in out           # a sysfs of its own network namespace
+    st = os.stat(os.path.join(shared, "f"))
+    assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
+
+
+def test_new_user_namespace_with_a_joined_network_namespace(
+        userns_bundle: Callable[..., str], make_bundle: Callable[..., str],
+        state_root: str) -> None:
+    """The network namespace of a root container (owned by the host's user namespace),
+    joined by a container with a new user namespace: it is joined before the user
+    namespace is made; sysfs then cannot be mounted and /sys is bound."""
+    holder = _holder(make_bundle(["sleep", "60"],
+                                 lambda c: c.update(hostname="ck-netholder")),
+                     state_root, "userns-netholder")
+    try:
+        netns = f"/proc/{holder.pid}/ns/net"
+
+        def join(cfg: dict[str, Any]) -> None:
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                          if n["type"] != "network"]
+            cfg["linux"]["namespaces"].append({"type": "network", "path": netns})
+
+        status, out = run(userns_bundle(sh("""
+            echo pid=$$ ids=$(id -u):$(id -g)
+            readlink /proc/self/ns/net; readlink /proc/self/ns/user
+            ls /sys/class/net | tr '\\n' ' '
+            """), join), state_root, "userns-netjoiner")
+        net = os.readlink(netns)
+    finally:
+        holder.delete(force=True)
+    assert status == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "pid=1 ids=0:0"
+    assert lines[1] == net
+    assert lines[2] != os.readlink("/proc/self/ns/user")
+    # the host's /sys, bound (a sysfs of the joined namespace would list only lo)
+    assert lines[3].split() == sorted(os.listdir("/sys/class/net")), out
 
 
 # -- rootless: an unprivileged user runs `containerkit spec --rootless`'s config ------------
