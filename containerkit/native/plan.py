@@ -230,6 +230,12 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         if plan.setgroups_denied and proc.user.additional_gids:
             raise UnsupportedError(
                 "process.user.additionalGids: needs setgroups(2), which the kernel denies "
+                "in this user namespace (setgroups is \"deny\")")
+    if two_stage:
+        add("fork init", ops.fork_init(flags, sync_fd), detail=f"clone3 flags {flags:#x}")
+    else:
+        _join_steps(plan, ns_types, JOINABLE)
+    open_mount_userns(plan, spec)   # kept by the init, like the namespaces to join
     hooks = spec.hooks or oci.Hooks()
     plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container)
     try:
