@@ -1821,14 +1821,28 @@ static int ck_fork_init(unsigned long long flags, int sync_fd)
 {
     struct ck_clone_args args;
     char msg[32];
+    int gate[2], rc;
     size_t at;
     long pid;
 
+    /* the init reads EOF on gate[0] once this child is gone, so INIT is on the socket
+     * before anything the init sends there */
+    if ((rc = (int)ck_sys(SYS_pipe2, gate, O_CLOEXEC, 0, 0, 0)) < 0)
+        return rc;
     memset(&args, 0, sizeof(args));
     args.flags = flags | CLONE_PARENT;  /* exit_signal: must be 0 with CLONE_PARENT */
     pid = ck_sys(SYS_clone3, &args, sizeof(args), 0, 0, 0);
-    if (pid <= 0)
-        return (int)pid;                /* 0: the init goes on; < 0: -errno */
+    if (pid == 0) {                     /* the init: goes on once this child exited */
+        ck_close(gate[1]);
+        rc = (int)ck_read(gate[0], msg, sizeof(msg));
+        ck_close(gate[0]);
+        return rc < 0 ? rc : 0;
+    }
+    if (pid < 0) {
+        ck_close(gate[0]);
+        ck_close(gate[1]);
+        return (int)pid;
+    }
     at = ck_append(msg, 0, sizeof(msg), "INIT ", 5);
     at = ck_append_uint(msg, at, sizeof(msg), (unsigned long long)pid);
     if (ck_write(sync_fd, msg, at) < 0) {
