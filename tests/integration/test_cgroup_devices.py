@@ -8,7 +8,10 @@ program denies it (the device cgroup check runs before the driver lookup).
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +25,8 @@ from containerkit.errors import ContainerkitError
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
+_SCRIPT = Path(sys.executable).with_name("containerkit")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
 DENIED = "Operation not permitted"
 ALLOWED = "No such device or address"
 
@@ -125,7 +130,12 @@ def test_update_replaces_the_rules(make_bundle: Callable[..., str], state_root: 
             assert len(syscalls.bpf_prog_query(fd, syscalls.BPF_CGROUP_DEVICE)) == 1
         finally:
             os.close(fd)
-        c.update(oci.Resources(devices=[oci.DeviceCgroup(allow=False, access="rwm")]))
+        # the CLI's `update --resources FILE` (as podman calls it) replaces them too
+        res_file = tmp_path / "res.json"
+        res_file.write_text(json.dumps({"devices": [{"allow": False, "access": "rwm"}]}))
+        res = subprocess.run([*CLI, "--root", state_root, "update", "--resources",
+                              str(res_file), "cgdev-upd"], capture_output=True, text=True)
+        assert res.returncode == 0, res
         assert _inside(c.pid, lambda r: r.get(("d0", "rw")) == DENIED)
         c.delete(force=True)
 

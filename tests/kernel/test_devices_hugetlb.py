@@ -74,6 +74,9 @@ def test_hugetlb_limit(tmp_path: Any) -> None:
         c.stderr = f
         c.create()
         assert read(os.path.join(c.cgroup_path, "hugetlb.2MB.max")) == f"{2 << 20}\n"
+        rsvd = os.path.join(c.cgroup_path, "hugetlb.2MB.rsvd.max")
+        if os.path.exists(rsvd):                    # 5.7+: reservations limited too
+            assert read(rsvd) == f"{2 << 20}\n"
         c.start()
         poll(lambda: out.read_text(), lambda t: "b " in t, "the second fallocate")
         events = kv(read(os.path.join(c.cgroup_path, "hugetlb.2MB.events")))
