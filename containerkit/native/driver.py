@@ -253,10 +253,15 @@ def _fill_hook_states(container: Container, plan: Plan, pid: int) -> None:
 
 
 def _runtime_hooks(container: Container, pid: int) -> None:
-    """prestart (deprecated) then createRuntime: here, in the runtime's namespaces, while
-    the init waits before pivot_root (runc's order)."""
+    """netDevices moved in, then the prestart (deprecated) and createRuntime hooks: here,
+    in the runtime's namespaces, while the init waits before pivot_root (runc's order)."""
     from .. import hooks as runner
 
+    linux = container.spec.linux
+    if linux is not None and linux.net_devices:
+        from .netdev import move_in
+
+        move_in(linux.net_devices, pid)
     hooks = container.spec.hooks
     if hooks is None:
         return

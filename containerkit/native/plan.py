@@ -15,7 +15,7 @@ import os
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import ContainerkitError, SpecError, UnsupportedError
-from . import ops, sync, timens, userns
+from . import netdev, ops, sync, timens, userns
 from .identity import process_steps
 from .rootfs import open_mount_userns, rootfs_steps
 from .seccomp import load_op
@@ -114,9 +114,10 @@ def check_supported(spec: oci.Spec) -> None:
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
     if linux.mount_label:
         raise UnsupportedError(_lsm_refusal("linux.mountLabel", "selinux"))
-    for name in ("intel_rdt", "memory_policy", "net_devices"):
+    for name in ("intel_rdt", "memory_policy"):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
+    netdev.check(linux)
 
 
 def _lsm_refusal(field: str, lsm: str) -> str:
@@ -237,7 +238,9 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         _join_steps(plan, ns_types, JOINABLE)
     open_mount_userns(plan, spec)   # kept by the init, like the namespaces to join
     hooks = spec.hooks or oci.Hooks()
-    plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container)
+    # the parent's work before pivot_root: netDevices, then prestart + createRuntime
+    plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container
+                          or linux.net_devices)
     try:
         if hooks.create_container:
             plan.state_fds["creating"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
