@@ -63,12 +63,18 @@ def _identity_steps(plan: Plan, linux: oci.Linux | None, proc: oci.Process) -> N
 CAP_SYS_RESOURCE = 24
 
 
-def _check_raisable(num: int, hard: int, field: str, name: str) -> None:
+def _check_raisable(num: int, hard: int, field: str, name: str,
+                    in_userns: bool = False) -> None:
     """A hard limit above ours needs CAP_SYS_RESOURCE; say so before the clone, not as an
-    EPERM from the init (these machines' bounding set lacks it, for one)."""
+    EPERM from the init (these machines' bounding set lacks it, for one; an init in a
+    user namespace never has it where it counts, in the host's)."""
     _, ours = resource.getrlimit(num)
     if ours == resource.RLIM_INFINITY or 0 <= hard <= ours:
         return
+    if in_userns:
+        raise UnsupportedError(
+            f"{field}: {name} hard limit {hard} is above this process's {ours} and an "
+            "init in a user namespace cannot raise it (no host CAP_SYS_RESOURCE)")
     with open("/proc/self/status") as f:
         eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
     if not eff >> CAP_SYS_RESOURCE & 1:
@@ -92,7 +98,7 @@ def process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
         if rl.soft > rl.hard:
             raise SpecError(f"config.json: process.rlimits[{i}]: soft {rl.soft} above hard "
                             f"{rl.hard}")
-        _check_raisable(num, rl.hard, f"process.rlimits[{i}]", rl.type)
+        _check_raisable(num, rl.hard, f"process.rlimits[{i}]", rl.type, plan.in_userns)
         add("rlimits", ops.setrlimit(num, rl.soft, rl.hard), detail=rl.type)
 
     c = proc.capabilities

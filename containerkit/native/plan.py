@@ -40,8 +40,8 @@ class Plan:
         self.hook_sync = False              # the init stops at HOOKS (sync.py)
         self.state_fds: dict[str, int] = {}  # status -> memfd the hooks read the state from
         # a new user namespace: the maps the parent writes while the init waits
-        # (IDMAPPED), and the oom_score_adj it writes for the init (the init's own write
-        # would need host capabilities it no longer has)
+        # (IDMAPPED), and the oom_score_adj it writes for the init (once root of its
+        # namespace the init is not dumpable: its /proc files are the host root's)
         self.id_maps: userns.IdMaps | None = None
         self.oom_score_adj: int | None = None
         self.sync_fd = -1                    # the init's end of the sync socket
@@ -226,6 +226,11 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     if id_maps is not None:
         add("user namespace", ops.sync(sync_fd, sync.USERNS, sync.IDMAPPED),
             detail="wait for uid_map/gid_map")
+    if proc.oom_score_adj is not None and id_maps is None and joins_user:
+        # before becoming root there: then the init's /proc files are the host root's
+        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
+                                          str(proc.oom_score_adj).encode()),
+            detail=str(proc.oom_score_adj))
     if plan.in_userns:
         add("user namespace", ops.become_root(), detail="setresuid/setresgid 0")
         if plan.setgroups_denied and proc.user.additional_gids:
@@ -268,7 +273,7 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         add("unshare", ops.unshare(s.CLONE_NEWCGROUP), detail="cgroup namespace")
     if proc.oom_score_adj is not None and id_maps is not None:
         plan.oom_score_adj = proc.oom_score_adj
-    elif proc.oom_score_adj is not None:
+    elif proc.oom_score_adj is not None and not joins_user:
         add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
                                           str(proc.oom_score_adj).encode()),
             detail=str(proc.oom_score_adj))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -86,12 +87,14 @@ def test_root_inside_and_the_maps(userns_bundle: Callable[..., str], state_root:
         echo ids=$(id -u):$(id -g)
         cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups
         readlink /proc/self/ns/user
-        """))
+        echo oom=$(cat /proc/self/oom_score_adj)
+        """), lambda c: c["process"].update(oomScoreAdj=500))
     status, out = run(bundle, state_root, "userns-ids")
     assert status == 0, out
     assert "ids=0:0\n" in out
     assert " ".join(out.split()).count(f"0 {HOST_BASE} 65536") == 2, out
     assert "allow\n" in out                 # a privileged writer leaves setgroups alone
+    assert "oom=500\n" in out               # written by the parent (host credentials)
     assert os.readlink("/proc/self/ns/user") not in out
 
 
@@ -222,6 +225,10 @@ def _many(n: int) -> list[dict[str, int]]:
         *[n for n in c["linux"]["namespaces"] if n["type"] != "user"],
         {"type": "user", "path": "/proc/1/ns/user"}]),
      r"linux\.uidMappings: set, but .* joined by path keeps its own maps"),
+    (lambda c: c["process"].update(rlimits=[{
+        "type": "RLIMIT_NOFILE", "soft": 1024,
+        "hard": resource.getrlimit(resource.RLIMIT_NOFILE)[1] + 1}]),
+     r"process\.rlimits\[0\]: RLIMIT_NOFILE hard limit .* user namespace cannot raise it"),
 ])
 def test_bad_mappings_are_refused_before_the_clone(userns_bundle: Callable[..., str],
                                                    state_root: str,
@@ -262,6 +269,7 @@ def test_join_a_user_namespace_by_path(userns_bundle: Callable[..., str],
         def join(cfg: dict[str, Any]) -> None:
             cfg["root"]["path"] = os.path.join(open_dir, "rootfs")
             cfg["linux"]["namespaces"].append({"type": "user", "path": userns})
+            cfg["process"]["oomScoreAdj"] = 300
             cfg["mounts"].append({"destination": "/data", "type": "bind", "source": shared,
                                   "options": ["rbind", "rw"]})
 
@@ -270,7 +278,7 @@ def test_join_a_user_namespace_by_path(userns_bundle: Callable[..., str],
             cat /proc/self/uid_map
             readlink /proc/self/ns/user; readlink /proc/self/ns/pid
             grep -E ' /(proc|sys) ' /proc/self/mountinfo | awk '{print $5, $9}'
-            echo net=$(ls /sys/class/net)
+            echo net=$(ls /sys/class/net) oom=$(cat /proc/self/oom_score_adj)
             touch /data/f
             """), join), state_root, "userns-joiner")
         users = (os.readlink(userns), os.readlink(f"/proc/{holder.pid}/ns/pid"))
@@ -282,7 +290,7 @@ def test_join_a_user_namespace_by_path(userns_bundle: Callable[..., str],
     lines = out.splitlines()
     assert lines[2] == users[0] and lines[3] != users[1]
     assert "/proc proc" in out and "/sys sysfs" in out
-    assert "net=lo\n" in out           # a sysfs of its own network namespace
+    assert "net=lo oom=300\n" in out   # a sysfs of its own network namespace
     st = os.stat(os.path.join(shared, "f"))
     assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
 
