@@ -104,6 +104,10 @@ long ck_bpf(int cmd, void *attr, unsigned int size);
 int mount(const char *source, const char *target, const char *fstype,
           unsigned long flags, const void *data);
 int umount2(const char *target, int flags);
+int ck_open_tree(int dirfd, const char *path, unsigned int flags);
+int ck_mount_setattr(int fd, unsigned int flags, unsigned long long attr_set,
+                     unsigned long long attr_clr, unsigned long long propagation,
+                     int userns_fd);
 """
 
 SOURCE = r"""
@@ -732,7 +736,7 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   OPEN_ROOT s[0] = host path of the root
  *   MOVE_ROOT s[0] = rootfs (--no-pivot); argv = host proc/sysfs mounts to detach
  *   MOUNT_AT s[0..3] = source, destination, fstype (NULL: bind), data; i[0] = CK_MNT_*,
- *     i[1] = user namespace fd for an idmap (-1: none); ids = attr_set, attr_clr,
+ *     i[1] = detached tree made by the parent (-1: none); ids = attr_set, attr_clr,
  *     recursive attr_set, recursive attr_clr (MOUNT_ATTR_*), then propagations (MS_*)
  *   MKNOD_AT s[0], s[1] = directory, name; i[0..3] = mode, dev, uid, gid
  *   SYMLINK_AT s[0] = target, s[1], s[2] = directory, name
@@ -1060,12 +1064,10 @@ static int ck_hook(const struct ck_op *op, struct ck_child *child)
 #define CK_FSCONFIG_SET_STRING 1U
 #define CK_FSCONFIG_CMD_CREATE 6U
 #define CK_MOUNT_ATTR_RDONLY 0x01ULL
-#define CK_MOUNT_ATTR_IDMAP 0x100000ULL
 /* CK_OP_MOUNT_AT's i[0] */
 #define CK_MNT_REC 1            /* open_tree(AT_RECURSIVE): rbind */
 #define CK_MNT_FILE 2           /* the destination is a file (made empty if missing) */
 #define CK_MNT_TMPCOPYUP 4      /* copy what the destination holds into the new mount */
-#define CK_MNT_RIDMAP 8         /* the idmap goes on every mount of the tree */
 #define CK_MNT_ON_PROC 16       /* may go onto procfs (checked in the parent: lxcfs files) */
 #define CK_MNT_REMOUNT 32       /* change the attributes of the mount already there */
 #define CK_PROC_SUPER_MAGIC 0x9fa0
@@ -1358,7 +1360,8 @@ static int ck_new_fs(const char *fstype, const char *source, const char *data,
 }
 
 /* A mount in the root (CK_OP_MOUNT_AT): a bind (fstype NULL: open_tree clone of the
- * host's source) or a new filesystem, made detached; then its idmap, the tmpcopyup
+ * host's source), a new filesystem, or a detached tree the parent made (an idmapped
+ * bind: a user namespace could not set the idmap); then the tmpcopyup
  * content, the attributes (r* ones on the whole tree first, then the top mount's:
  * mount_setattr changes only what is named, so flags locked on a bind's source stay),
  * then attached on the resolved destination and given its propagation. */
@@ -1366,7 +1369,7 @@ static int ck_mount_at(const struct ck_op *op, struct ck_child *child)
 {
     const char *source = op->s[0], *dest = op->s[1], *fstype = op->s[2];
     long long kind = op->i[0];
-    int userns = (int)op->i[1];
+    int given = (int)op->i[1];          /* a detached tree the parent made (idmapped) */
     const unsigned int *a = op->ids;
     int target, tree, rc, k;
 
@@ -1405,7 +1408,9 @@ static int ck_mount_at(const struct ck_op *op, struct ck_child *child)
             return rc;
         }
     }
-    if (fstype == NULL)
+    if (given >= 0)
+        tree = given;
+    else if (fstype == NULL)
         tree = (int)ck_sys(SYS_open_tree, AT_FDCWD, source, CK_OPEN_TREE_CLONE | O_CLOEXEC
                            | (kind & CK_MNT_REC ? CK_AT_RECURSIVE : 0), 0, 0);
     else
@@ -1415,10 +1420,7 @@ static int ck_mount_at(const struct ck_op *op, struct ck_child *child)
         return tree;
     }
     rc = 0;
-    if (userns >= 0)
-        rc = ck_setattr(tree, kind & CK_MNT_RIDMAP ? CK_AT_RECURSIVE : 0, CK_MOUNT_ATTR_IDMAP,
-                        0, 0, userns);
-    if (rc == 0 && (kind & CK_MNT_TMPCOPYUP)) {
+    if (kind & CK_MNT_TMPCOPYUP) {
         long old = ck_sys(SYS_umask, 0, 0, 0, 0, 0);    /* the copies keep their modes */
 
         rc = ck_copy_tree(target, tree, 0);
@@ -1850,6 +1852,29 @@ static int ck_fork_init(unsigned long long flags, int sync_fd)
         ck_exit(1);
     }
     ck_exit(0);
+}
+
+/* For the parent: an idmapped bind is made there, detached (open_tree + mount_setattr
+ * with the mapping's user namespace), and handed to the init, whose own user namespace
+ * could not set an idmap on the host's filesystem. -1 with errno on failure. */
+int ck_open_tree(int dirfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+int ck_mount_setattr(int fd, unsigned int flags, unsigned long long attr_set,
+                     unsigned long long attr_clr, unsigned long long propagation,
+                     int userns_fd)
+{
+    struct ck_mount_attr attr;
+
+    memset(&attr, 0, sizeof(attr));
+    attr.attr_set = attr_set;
+    attr.attr_clr = attr_clr;
+    attr.propagation = propagation;
+    attr.userns_fd = userns_fd >= 0 ? (uint64_t)userns_fd : 0;
+    return (int)syscall(SYS_mount_setattr, fd, "", flags | CK_AT_EMPTY_PATH, &attr,
+                        sizeof(attr));
 }
 
 static int ck_run_op(const struct ck_op *op, struct ck_child *child)

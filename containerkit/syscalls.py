@@ -49,6 +49,11 @@ MS_LAZYTIME = 1 << 25
 
 MNT_DETACH = 2
 
+# open_tree / mount_setattr (linux/mount.h, fcntl.h)
+OPEN_TREE_CLONE = 1
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_IDMAP = 0x100000
+
 
 def _fail(call: str) -> OSError:
     err = ffi.errno
@@ -231,3 +236,21 @@ def bpf_prog_id(prog_fd: int) -> int:
     info = ffi.new("uint32_t[2]")
     _bpf(BPF_OBJ_GET_INFO_BY_FD, _attr("<IIQ", prog_fd, 8, _addr(info)), f"fd={prog_fd}")
     return int(info[1])
+
+
+def open_tree(path: bytes, flags: int) -> int:
+    """open_tree(AT_FDCWD, path, flags | OPEN_TREE_CLOEXEC): with OPEN_TREE_CLONE, a
+    detached copy of the mount (tree, with AT_RECURSIVE) at ``path``."""
+    fd = lib.ck_open_tree(-100, path, flags | os.O_CLOEXEC)
+    if fd < 0:
+        raise _fail(f"open_tree({path!r}, {flags:#x})")
+    return int(fd)
+
+
+def mount_setattr(fd: int, flags: int, attr_set: int = 0, attr_clr: int = 0,
+                  propagation: int = 0, userns_fd: int = -1) -> None:
+    """mount_setattr(fd, "", AT_EMPTY_PATH | flags, {attr_set, attr_clr, propagation,
+    userns_fd})."""
+    if lib.ck_mount_setattr(fd, flags, attr_set, attr_clr, propagation, userns_fd) < 0:
+        raise _fail(f"mount_setattr(fd {fd}, {flags:#x}, set={attr_set:#x}, "
+                    f"clr={attr_clr:#x})")

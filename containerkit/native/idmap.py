@@ -1,11 +1,12 @@
-"""User namespaces that carry an idmapped mount's mapping (mount_setattr MOUNT_ATTR_IDMAP).
+"""Idmapped bind mounts, made in the parent before the container's clone.
 
 The kernel takes the mapping of an idmapped mount from a user namespace fd. Such a
-namespace is made here, in the parent, before the container's clone: a short-lived
-helper is cloned into a new user namespace (it runs two ops of C and blocks), its
-uid_map and gid_map are written, its namespace is opened, and it is killed and reaped
-at once. The fd keeps the namespace alive; the init keeps it open only until execve.
-The mapping is written as the spec gives it (``containerID hostID size``, as runc).
+namespace is made here: a short-lived helper is cloned into a new user namespace (it
+runs three ops of C and blocks), its uid_map and gid_map are written, its namespace is
+opened, and it is killed and reaped at once; the fd keeps the namespace alive. The
+mapping is written as the spec gives it (``containerID hostID size``, as runc). The
+mount itself is a detached tree (open_tree + mount_setattr) that the init attaches:
+an init in a user namespace of its own could not set the idmap.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections.abc import Callable
 
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SetupError, SpecError
 from . import ops
+from .mountopts import MountOptions
 
 Mapping = tuple[tuple[int, int, int], ...]
 
@@ -69,3 +72,28 @@ def userns_fd(uids: Mapping, gids: Mapping, field: str) -> int:
         os.waitpid(pid, 0)
         os.close(pidfd)
         parent.close()
+
+
+def idmapped_tree(source: str, opts: MountOptions, userns: int, field: str,
+                  keep: Callable[[int], None]) -> int:
+    """A detached clone of ``source`` (its whole tree for rbind) with the idmap (on every
+    mount of it for ridmap) and the mount's attributes; ``keep`` takes the fd at once
+    so that the caller closes it whatever happens next."""
+    rec = s.AT_RECURSIVE if opts.recursive else 0
+    try:
+        tree = s.open_tree(source.encode(), s.OPEN_TREE_CLONE | rec)
+    except OSError as e:
+        raise SetupError(f"{field}: {e.strerror}") from None
+    keep(tree)
+    set_, clr, rset, rclr = opts.attrs
+    try:
+        s.mount_setattr(tree, s.AT_RECURSIVE if opts.ridmap else 0, s.MOUNT_ATTR_IDMAP,
+                        userns_fd=userns)
+        if rset or rclr:
+            s.mount_setattr(tree, s.AT_RECURSIVE, rset, rclr)
+        if set_ or clr:
+            s.mount_setattr(tree, 0, set_, clr)
+    except OSError as e:
+        raise SetupError(f"{field}: idmapped mount of {source}: {e.strerror} (the "
+                         "filesystem may not support idmapped mounts)") from None
+    return tree

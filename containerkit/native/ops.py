@@ -117,7 +117,6 @@ def pivot_root(rootfs: bytes) -> Op:
 MNT_REC = 1         # rbind: the whole tree under the source
 MNT_FILE = 2        # the destination is a file
 MNT_TMPCOPYUP = 4   # copy the destination's content into the new mount
-MNT_RIDMAP = 8      # the idmap goes on every mount of the tree
 MNT_ON_PROC = 16    # may go onto procfs (else refused: a symlink may lead into /proc)
 MNT_REMOUNT = 32    # only change the attributes of the mount already on the destination
 
@@ -130,14 +129,14 @@ def open_root(path: bytes) -> Op:
 
 def mount_at(source: bytes | None, dest: bytes, fstype: bytes | None, data: bytes | None,
              kind: int, attrs: tuple[int, int, int, int], propagation: tuple[int, ...] = (),
-             userns_fd: int = -1) -> Op:
+             tree_fd: int = -1) -> Op:
     """A mount on ``dest`` resolved inside the root (missing directories, or the file
     with MNT_FILE, are made there): a bind of the host's ``source`` (``fstype`` None,
-    open_tree) or a new filesystem (fsopen + one fsconfig per ``data`` option), set up
-    detached (idmap from ``userns_fd``, tmpcopyup, ``attrs`` = MOUNT_ATTR_* set, clear,
-    recursive set, recursive clear) and attached on the fd (move_mount), then each
-    ``propagation`` (MS_SHARED... [| MS_REC]) applied."""
-    return lib.CK_OP_MOUNT_AT, Args(s=(source, dest, fstype, data), i=(kind, userns_fd),
+    open_tree), a new filesystem (fsopen + one fsconfig per ``data`` option), or the
+    detached ``tree_fd`` the parent made; set up detached (tmpcopyup, ``attrs`` =
+    MOUNT_ATTR_* set, clear, recursive set, recursive clear), attached on the fd
+    (move_mount), then each ``propagation`` (MS_SHARED... [| MS_REC]) applied."""
+    return lib.CK_OP_MOUNT_AT, Args(s=(source, dest, fstype, data), i=(kind, tree_fd),
                                     ids=(*attrs, *propagation))
 
 

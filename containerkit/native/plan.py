@@ -17,7 +17,7 @@ from .. import syscalls as s
 from ..errors import ContainerkitError, SpecError, UnsupportedError
 from . import netdev, ops, sync, timens, userns
 from .identity import process_steps
-from .rootfs import open_mount_userns, rootfs_steps
+from .rootfs import open_idmapped_mounts, rootfs_steps
 from .seccomp import load_op
 
 NAMESPACE_FLAGS = {
@@ -46,7 +46,7 @@ class Plan:
         self.oom_score_adj: int | None = None
         self.sync_fd = -1                    # the init's end of the sync socket
         self.seccomp_listener: oci.Seccomp | None = None   # the init sends SECCOMP + fd
-        self.mount_userns: dict[int, int] = {}   # mounts[i] -> its idmap's userns fd
+        self.mount_trees: dict[int, int] = {}    # mounts[i] -> its idmapped tree's fd
         self.in_userns = False          # new or joined: no mknod, sysfs rules (rootfs.py)
         self.setgroups_denied = False   # the user namespace refuses setgroups(2)
         self.forks_init = False         # the spawned child forks the init (INIT, sync.py)
@@ -241,7 +241,7 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         add("fork init", ops.fork_init(flags, sync_fd), detail=f"clone3 flags {flags:#x}")
     else:
         _join_steps(plan, ns_types, JOINABLE)
-    open_mount_userns(plan, spec)   # kept by the init, like the namespaces to join
+    open_idmapped_mounts(plan, spec, bundle)   # kept by the init, like the ns to join
     hooks = spec.hooks or oci.Hooks()
     # the parent's work before pivot_root: netDevices, then prestart + createRuntime
     plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container

@@ -62,30 +62,45 @@ def _options(m: oci.Mount, field: str) -> MountOptions:
     return opts
 
 
-def open_mount_userns(plan: Plan, spec: oci.Spec) -> None:
-    """The user namespaces of the idmapped mounts (one per distinct mapping), made before
-    the clone; their fds go to ``plan.join_fds`` (kept by the init, closed with the
-    plan) and ``plan.mount_userns``."""
-    made: dict[tuple[idmap.Mapping, idmap.Mapping], int] = {}
-    for i, m in enumerate(spec.mounts):
-        field = f"mounts[{i}]"
-        opts = _options(m, field)
-        if not opts.idmap:
-            continue
-        if not (opts.bind or m.type == "bind"):
-            raise UnsupportedError(f"{field}.options: idmapped mounts are for bind mounts "
-                                   f"only (type {m.type!r})")
-        if not m.uid_mappings and not m.gid_mappings:
-            raise UnsupportedError(f"{field}.options: idmap without uidMappings/gidMappings "
-                                   "would take the container's user namespace: not "
-                                   "supported yet")
-        key = (idmap.mapping(m.uid_mappings, f"{field}.uidMappings"),
-               idmap.mapping(m.gid_mappings, f"{field}.gidMappings"))
-        if key not in made:
-            fd = idmap.userns_fd(*key, field)
-            plan.join_fds.append(fd)
-            made[key] = fd
-        plan.mount_userns[i] = made[key]
+def _bind_source(m: oci.Mount, bundle: str, field: str) -> str:
+    source = m.source or ""
+    if not source.startswith("/"):
+        source = os.path.join(bundle, source)  # relative to the bundle
+    if not os.path.exists(source):
+        raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
+    return source
+
+
+def open_idmapped_mounts(plan: Plan, spec: oci.Spec, bundle: str) -> None:
+    """The idmapped binds, made here before the clone as detached trees (open_tree, then
+    mount_setattr with the idmap and the mount's attributes): an init in a user
+    namespace of its own could not set an idmap on the host's filesystem. Their fds go
+    to ``plan.join_fds`` (kept by the init, closed with the plan) and
+    ``plan.mount_trees``; the init attaches them (move_mount)."""
+    userns: dict[tuple[idmap.Mapping, idmap.Mapping], int] = {}
+    try:
+        for i, m in enumerate(spec.mounts):
+            field = f"mounts[{i}]"
+            opts = _options(m, field)
+            if not opts.idmap:
+                continue
+            if not (opts.bind or m.type == "bind"):
+                raise UnsupportedError(f"{field}.options: idmapped mounts are for bind mounts "
+                                       f"only (type {m.type!r})")
+            if not m.uid_mappings and not m.gid_mappings:
+                raise UnsupportedError(f"{field}.options: idmap without uidMappings/"
+                                       "gidMappings (the container's own mapping) is not "
+                                       "supported yet")
+            key = (idmap.mapping(m.uid_mappings, f"{field}.uidMappings"),
+                   idmap.mapping(m.gid_mappings, f"{field}.gidMappings"))
+            if key not in userns:
+                userns[key] = idmap.userns_fd(*key, field)
+            source = _bind_source(m, bundle, field)
+            plan.mount_trees[i] = idmap.idmapped_tree(
+                source, opts, userns[key], field, lambda fd: plan.join_fds.append(fd))
+    finally:
+        for fd in userns.values():
+            os.close(fd)
 
 
 def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
@@ -142,17 +157,13 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
                             f"only (type {fstype!r})")
         if opts.bind or fstype == "bind":
             check_bind_data(opts, field)
-            source = m.source or ""
-            if not source.startswith("/"):
-                source = os.path.join(bundle, source)  # relative to the bundle
-            if not os.path.exists(source):
-                raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
+            source = _bind_source(m, bundle, field)
             kind = on_proc | (ops.MNT_REC if opts.recursive else 0) \
-                | (0 if os.path.isdir(source) else ops.MNT_FILE) \
-                | (ops.MNT_RIDMAP if opts.ridmap else 0)
+                | (0 if os.path.isdir(source) else ops.MNT_FILE)
+            tree = plan.mount_trees.get(i, -1)
             add("mount", ops.mount_at(source.encode(), dest.encode(), None, None, kind,
-                                      opts.attrs, opts.propagation,
-                                      plan.mount_userns.get(i, -1)),
+                                      (0, 0, 0, 0) if tree >= 0 else opts.attrs,
+                                      opts.propagation, tree),
                 detail=f"{source} on {dest}")
             continue
         if fstype in ("cgroup", "cgroup2"):

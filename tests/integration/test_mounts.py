@@ -5,8 +5,10 @@ read /proc/self/mountinfo), and bad input refused in one line with nothing left.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from containerkit import (
     new_container,
 )
 from containerkit import syscalls as s
+from containerkit.busybox import make_rootfs
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -222,6 +225,43 @@ def test_idmapped_bind_mount(make_bundle: Callable[..., str], state_root: str,
     assert status == 0, out
     assert out.splitlines() == ["/idm/by1000 0 0", "/idm/byroot 65534 65534",
                                 "/plain/by1000 1000 1000"]
+
+
+def test_idmapped_mount_in_a_user_namespace(make_bundle: Callable[..., str],
+                                            state_root: str) -> None:
+    """The init's own user namespace cannot idmap the host's filesystem: the parent makes
+    the tree. Host uid 0 -> 100000 on the mount -> 0 in the container's namespace."""
+    top = tempfile.mkdtemp(prefix="ck-test-idmap-")
+    try:
+        os.chmod(top, 0o755)
+        root = make_rootfs(os.path.join(top, "rootfs"))
+        for d in ("idm", "plain"):
+            os.mkdir(os.path.join(root, d))
+        src = Path(top, "src")
+        src.mkdir()
+        (src / "f").write_text("root's\n")
+        mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+        def edit(cfg: dict[str, Any]) -> None:
+            cfg["root"]["path"] = root
+            cfg["linux"]["namespaces"].append({"type": "user"})
+            cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = mapping
+            cfg["mounts"] += [
+                {"destination": "/idm", "type": "bind", "source": str(src),
+                 "options": ["bind", "idmap", "ro"], "uidMappings": mapping,
+                 "gidMappings": mapping},
+                {"destination": "/plain", "type": "bind", "source": str(src),
+                 "options": ["bind"]}]
+
+        bundle = make_bundle(sh("""
+            stat -c '%u %g' /idm/f /plain/f
+            (echo x > /idm/f) 2>/dev/null && echo writable || echo ro
+            """), edit)
+        status, out = run(bundle, state_root, "mounts-idmap-userns")
+        assert status == 0, out
+        assert out.split("\n")[:3] == ["0 0", "65534 65534", "ro"], out
+    finally:
+        shutil.rmtree(top)
 
 
 def test_rshared_root_propagation(make_bundle: Callable[..., str], state_root: str) -> None:
