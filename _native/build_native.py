@@ -62,7 +62,8 @@ enum ck_opcode {
     CK_OP_SEND_PTY = 47,
     CK_OP_SETCTTY = 48,
     CK_OP_INHERIT_FDS = 49,
-    CK_OP_FORK_INIT = 50
+    CK_OP_FORK_INIT = 50,
+    CK_OP_MEMPOLICY = 51
 };
 
 struct ck_op {
@@ -732,6 +733,7 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   SYNC i[0] = sync fd; s[0] = message to send (or NULL), s[1] = answer to wait for
  *   HOOK s[0] = path, s[1] = cwd; argv, envp; i[0] = state fd, i[1] = timeout ms,
  *        i[2] = extra fd for the ERROR message or -1 (see ck_hook)
+ *   MEMPOLICY i[0] = mode | flags; ids = nodemask as 32-bit words
  * Container paths, resolved inside child->rootfd (see ck_resolve):
  *   OPEN_ROOT s[0] = host path of the root
  *   MOVE_ROOT s[0] = rootfs (--no-pivot); argv = host proc/sysfs mounts to detach
@@ -778,6 +780,24 @@ static int ck_sched(const long long *i, const unsigned int *ids, int nids)
  * program, sent as 32-bit words: two per struct sock_filter). seccomp(2) directly:
  * nothing of libseccomp runs in the child. */
 static int ck_sync(int sync_fd, const char *send, const char *expect);
+
+/* set_mempolicy(2): words = the nodemask as 32-bit words, lowest first. maxnode is one
+ * more than the bits passed (the kernel reads maxnode - 1 bits). */
+static int ck_mempolicy(int mode, const unsigned int *words, int nwords)
+{
+    unsigned long mask[32];
+    int k;
+
+    if (nwords == 0)
+        return (int)ck_sys(SYS_set_mempolicy, mode, NULL, 0, 0, 0);
+    if ((size_t)nwords * 32 > sizeof(mask) * 8)
+        return -EINVAL;
+    memset(mask, 0, sizeof(mask));
+    for (k = 0; k < nwords; k++)
+        mask[k * 32 / (8 * sizeof(long))] |=
+            (unsigned long)words[k] << (k * 32 % (8 * sizeof(long)));
+    return (int)ck_sys(SYS_set_mempolicy, mode, mask, (unsigned long)nwords * 32 + 1, 0, 0);
+}
 
 /* With SECCOMP_FILTER_FLAG_NEW_LISTENER seccomp(2) returns the notify fd: it goes to
  * the parent as "SECCOMP" with SCM_RIGHTS on sync_fd, and the init waits for CONTINUE
@@ -1933,6 +1953,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_INHERIT_FDS:    return ck_inherit_fds((int)i[0], (int)i[1]);
     case CK_OP_SYNC:           return ck_sync((int)i[0], s[0], s[1]);
     case CK_OP_HOOK:           return ck_hook(op, child);
+    case CK_OP_MEMPOLICY:      return ck_mempolicy((int)i[0], op->ids, op->nids);
     case CK_OP_OPEN_ROOT:      return ck_open_root(child, s[0]);
     case CK_OP_MOUNT_AT:       return ck_mount_at(op, child);
     case CK_OP_MKNOD_AT:

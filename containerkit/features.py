@@ -19,7 +19,7 @@ OCI_VERSION_MIN = "1.0.0"
 APPARMOR = False
 SELINUX = False
 INTEL_RDT = False
-NET_DEVICES = False
+NET_DEVICES = True         # native/netdev.py moves them (at the init's stop before pivot_root)
 CGROUP_V1 = False          # never: containerkit drives cgroup v2 only
 SYSTEMD_CGROUP = False     # --systemd-cgroup is refused
 

@@ -10,7 +10,7 @@ import resource
 from .. import spec as oci
 from ..errors import SpecError, UnsupportedError
 from . import capabilities as caps
-from . import ops
+from . import numa, ops
 from .seccomp import load_op
 
 TYPE_CHECKING = False
@@ -31,6 +31,10 @@ IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE
 def _identity_steps(plan: Plan, linux: oci.Linux | None, proc: oci.Process) -> None:
     """personality, I/O priority and scheduler: per-task settings made before the
     capabilities are dropped (an RT policy needs CAP_SYS_NICE)."""
+    pol = linux.memory_policy if linux is not None else None
+    if pol is not None:
+        op, detail = numa.mempolicy_op(pol)
+        plan.add("memoryPolicy", op, detail=detail)
     pers = linux.personality if linux is not None else None
     if pers is not None:
         if pers.flags:

@@ -258,6 +258,12 @@ def scheduler(policy: int, flags: int, nice: int, priority: int, runtime: int,
     return lib.CK_OP_SCHED, Args(i=(policy, flags, nice, priority), ids=words)
 
 
+def mempolicy(mode: int, nodemask: tuple[int, ...]) -> Op:
+    """set_mempolicy(mode | flags, nodemask, maxnode): the task's NUMA policy, which
+    execve keeps. ``nodemask`` as 32-bit words, lowest first (empty: NULL)."""
+    return lib.CK_OP_MEMPOLICY, Args(i=(mode,), ids=nodemask)
+
+
 def sync(sync_fd: int, send: bytes | None, expect: bytes) -> Op:
     """Send ``send`` on the sync socket (unless None), then block until the parent
     answers exactly ``expect`` (a stop point of the protocol table, ``sync.py``)."""

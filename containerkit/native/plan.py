@@ -15,7 +15,7 @@ import os
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import ContainerkitError, SpecError, UnsupportedError
-from . import netdev, ops, sync, timens, userns
+from . import netdev, numa, ops, sync, timens, userns
 from .identity import process_steps
 from .rootfs import open_idmapped_mounts, rootfs_steps
 from .seccomp import load_op
@@ -90,7 +90,8 @@ def check_supported(spec: oci.Spec) -> None:
     if proc.selinux_label:
         raise UnsupportedError(_lsm_refusal("process.selinuxLabel", "selinux"))
     if proc.exec_cpu_affinity:
-        raise UnsupportedError("process.execCPUAffinity: not supported yet")
+        # for exec'd processes only (runtime-spec: not the init's): checked here
+        numa.exec_cpus(proc.exec_cpu_affinity)
     if spec.hooks is not None:
         for name in ("prestart", "create_runtime", "create_container", "start_container",
                      "poststart", "poststop"):
@@ -114,7 +115,7 @@ def check_supported(spec: oci.Spec) -> None:
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
     if linux.mount_label:
         raise UnsupportedError(_lsm_refusal("linux.mountLabel", "selinux"))
-    for name in ("intel_rdt", "memory_policy"):
+    for name in ("intel_rdt",):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
     netdev.check(linux)
