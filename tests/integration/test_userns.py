@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+# podman's world (fixtures), for a run with --uidmap through conmon
+from test_podman import IMAGE, Podman, pod, podman  # noqa: F401  (fixtures)
+
 from containerkit import (
     Bundle,
     NativeDriver,
@@ -340,10 +343,15 @@ def _cli() -> list[str]:
 
 
 def _as_nobody(args: list[str], cwd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                           "--clear-groups", "--inh-caps=-all", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60,
-                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    # files, not pipes: a created container keeps its stdio open after `create` exits
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        res = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                              "--clear-groups", "--inh-caps=-all", *args], cwd=cwd,
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=60,
+                             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(res.args, res.returncode, out.read(), err.read())
 
 
 @pytest.fixture
@@ -406,6 +414,36 @@ def test_rootless_run_by_an_unprivileged_user(rootless_bundle: str) -> None:
     assert os.listdir(state) == []
 
 
+def test_rootless_lifecycle_create_start_state_kill_delete(rootless_bundle: str) -> None:
+    """The split lifecycle, each verb a separate process of the unprivileged user (as
+    podman calls them): no cgroup, the init is its own pid 1 and is killed and reaped."""
+    _edit_config(rootless_bundle, lambda c: c["process"].update(
+        args=["sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.05; done"]))
+    state = os.path.join(os.path.dirname(rootless_bundle), "state")
+    cid = "rootless-life"
+
+    def ck(*args: str) -> subprocess.CompletedProcess[str]:
+        return _as_nobody([*_cli(), "--root", state, *args], rootless_bundle)
+
+    res = ck("create", "--bundle", rootless_bundle, cid)
+    assert res.returncode == 0, res.stderr
+    try:
+        doc = json.loads(ck("state", cid).stdout)
+        assert doc["status"] == "created"
+        with open(f"/proc/{doc['pid']}/status") as f:
+            status = f.read()
+        assert f"Uid:\t{NOBODY}\t{NOBODY}" in status   # host view: the unprivileged user
+        assert ck("start", cid).returncode == 0
+        assert json.loads(ck("state", cid).stdout)["status"] == "running"
+        assert ck("kill", cid, "TERM").returncode == 0
+        res = ck("delete", "--force", cid)
+        assert res.returncode == 0, res.stderr
+    finally:
+        ck("delete", "--force", cid)
+    assert os.listdir(state) == []
+    assert ck("state", cid).returncode == 1
+
+
 def test_rootless_refuses_resources_without_a_cgroup(rootless_bundle: str) -> None:
     _edit_config(rootless_bundle, lambda c: c["linux"].update(
         resources={"pids": {"limit": 10}}))
@@ -441,3 +479,21 @@ def test_unprivileged_user_without_a_user_namespace_is_told_why(rootless_bundle:
     assert res.stderr.count("\n") == 1, res.stderr
     assert "lacks CAP_SYS_ADMIN" in res.stderr and "--rootless" in res.stderr
     assert os.listdir(state) == []
+
+
+# -- podman --------------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("podman") is None or shutil.which("conmon") is None
+                    and not os.path.exists("/usr/bin/conmon"),
+                    reason="podman or conmon is not installed")
+def test_podman_run_with_uidmap(pod: Podman) -> None:  # noqa: F811
+    """podman --uidmap/--gidmap: podman chowns its copy of the image to the host range
+    and gives us the maps; inside, root owns the image's files and can write there."""
+    res = pod("run", "--rm", *pod.run_args(), "--uidmap", f"0:{HOST_BASE}:65536",
+              "--gidmap", f"0:{HOST_BASE}:65536", IMAGE, "sh", "-c",
+              "id -u; cat /proc/self/uid_map; stat -c %u:%g /bin; touch /x && echo touched")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.split("\n")
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", str(HOST_BASE), "65536"]
+    assert lines[2] == "0:0" and lines[3] == "touched"
