@@ -154,17 +154,33 @@ def check(linux: oci.Linux, new_userns: bool, in_userns: bool = False) -> IdMaps
         deny_setgroups=not gid_priv)
 
 
-def setgroups_denied(ns_path: str) -> bool:
-    """Whether a user namespace joined by ``/proc/<pid>/ns/user`` refuses setgroups(2)
-    (read from that process; a namespace file elsewhere: assume not)."""
+def _proc_of(ns_path: str) -> str | None:
+    """``/proc/<pid>`` for a ``/proc/<pid>/ns/user`` path (None for a bind-mounted file)."""
     parts = ns_path.split("/")
     if len(parts) == 5 and parts[:2] == ["", "proc"] and parts[3:] == ["ns", "user"]:
-        try:
-            with open(f"/proc/{parts[2]}/setgroups") as f:
-                return f.read().strip() == "deny"
-        except OSError:
-            pass
-    return False
+        return f"/proc/{parts[2]}"
+    return None
+
+
+def setgroups_denied(ns_path: str) -> bool:
+    """Whether a user namespace joined by ``/proc/<pid>/ns/user`` refuses setgroups(2)
+    (read from that process; a namespace file elsewhere: assume not). Also refuses one
+    that maps no uid or gid 0: the init becomes root there (runc does too)."""
+    proc = _proc_of(ns_path)
+    if proc is None:
+        return False
+    try:
+        for kind in ("uid", "gid"):
+            with open(f"{proc}/{kind}_map") as f:
+                rows = [[int(x) for x in line.split()] for line in f]
+            if not any(first == 0 and count > 0 for first, _, count in rows):
+                raise UnsupportedError(
+                    f"linux.namespaces: user namespace {ns_path}: maps no {kind} 0, which "
+                    "the container's init becomes")
+        with open(f"{proc}/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
 
 
 def write(pid: int, maps: IdMaps) -> None:

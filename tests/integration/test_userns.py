@@ -298,6 +298,26 @@ def test_join_a_user_namespace_by_path(userns_bundle: Callable[..., str],
     assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
 
 
+def test_joining_a_user_namespace_without_root_is_refused(make_bundle: Callable[..., str],
+                                                         state_root: str) -> None:
+    holder = subprocess.Popen(["unshare", "-U", "sleep", "60"])     # maps nothing
+    try:
+        userns = f"/proc/{holder.pid}/ns/user"
+        while os.readlink(userns) == os.readlink("/proc/self/ns/user"):
+            assert holder.poll() is None, "unshare -U failed"
+            os.sched_yield()                    # unshare(1) has not unshared yet
+        bundle = make_bundle(["true"], lambda c: c["linux"]["namespaces"].append(
+            {"type": "user", "path": userns}))
+        config = Bundle(bundle, id="userns-joinbad", root=state_root)
+        with pytest.raises(UnsupportedError, match=r"user namespace /proc/\d+/ns/user: "
+                                                   r"maps no uid 0"):
+            with new_container(config, config.graph_driver(), NativeDriver()) as c:
+                c.create()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_new_user_namespace_with_a_joined_network_namespace(
         userns_bundle: Callable[..., str], make_bundle: Callable[..., str],
         state_root: str) -> None:
