@@ -184,6 +184,8 @@ class NativeDriver:
                 os.close(master)
                 master = -1
         except BaseException:
+            # while the init (waiting on the sync socket) still holds its namespace
+            _move_devices_back(container, failed_create=True)
             if master >= 0:
                 os.close(master)
             parent_sock.close()
@@ -234,6 +236,27 @@ class NativeDriver:
         if init is not None and init.is_child:
             init.wait()
             _release_memory(container)
+        _move_devices_back(container)
+
+
+def _move_devices_back(container: Container, failed_create: bool = False) -> None:
+    """linux.netDevices go back out of a namespace joined by path (delete), or out of any
+    (a failed create, while the init still holds its namespace): netdev.py."""
+    path = os.path.join(container.statedir.path, "netdevices.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return
+    import logging
+
+    from .netdev import move_back
+
+    try:
+        move_back(data, failed_create)
+    except Exception as e:  # noqa: BLE001 - delete goes on; say what stays where
+        logging.getLogger("containerkit").warning(
+            "linux.netDevices: could not move the devices back: %s", e)
 
 
 def _hook_state(container: Container, status: str, pid: int) -> dict[str, object]:
@@ -259,9 +282,15 @@ def _runtime_hooks(container: Container, pid: int) -> None:
 
     linux = container.spec.linux
     if linux is not None and linux.net_devices:
-        from .netdev import move_in
+        from .netdev import RECORD, move_in, record
 
-        move_in(linux.net_devices, pid)
+        moved = move_in(linux.net_devices, pid)
+        joined = next((ns.path for ns in linux.namespaces
+                       if ns.type == "network" and ns.path), None)
+        # a failed create moves them back out (before the init dies and a new namespace
+        # with it); delete does when the namespace was joined, as it outlives the container
+        container.statedir.write_file(RECORD, record(moved, joined or f"/proc/{pid}/ns/net",
+                                                     bool(joined)))
     hooks = container.spec.hooks
     if hooks is None:
         return

@@ -7,8 +7,10 @@ place. Each device is moved (and renamed when ``name`` is given) with one RTM_NE
 (a move drops them), and it is set up (runtime-spec 1.3). A failure moves the devices
 already moved back, with their names and addresses, and fails create.
 
-On delete nothing is done: the namespace goes with the container, and the kernel returns
-physical devices to the initial namespace and destroys virtual ones.
+On delete: a namespace the container made goes with it (the kernel returns physical
+devices to the initial namespace and destroys virtual ones); from a namespace it joined
+by path, which outlives it, the devices are moved back under their host names with their
+addresses, as runc does (``RECORD`` in the state directory says which).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ FIELD = "linux.netDevices"
 IFA_F_PERMANENT = 0x80
 RT_SCOPE_UNIVERSE = 0
 _IFNAME = re.compile(r"^[^/\s:]{1,15}$")
+RECORD = "netdevices.json"      # in the state directory: what delete moves back
+
+Moved = list[tuple[str, str, list[dict[str, Any]]]]   # (host name, inside name, addresses)
 
 
 def check(linux: oci.Linux) -> None:
@@ -48,13 +53,14 @@ def check(linux: oci.Linux) -> None:
         seen[inside] = host_name
 
 
-def move_in(devices: dict[str, oci.NetDevice], pid: int) -> None:
-    """Move ``devices`` from this process's network namespace into ``pid``'s."""
+def move_in(devices: dict[str, oci.NetDevice], pid: int) -> Moved:
+    """Move ``devices`` from this process's network namespace into ``pid``'s; what was
+    moved, for ``move_back``."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
     netns = f"/proc/{pid}/ns/net"
-    moved: list[tuple[str, str, list[dict[str, Any]]]] = []   # (host name, inside, addrs)
+    moved: Moved = []
     nsfd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with IPRoute() as host:
@@ -85,6 +91,25 @@ def move_in(devices: dict[str, oci.NetDevice], pid: int) -> None:
                                     f"container: {os.strerror(e.code).lower()}") from None
     finally:
         os.close(nsfd)
+    return moved
+
+
+def record(moved: Moved, netns: str, joined: bool) -> bytes:
+    """The state directory's note of what was moved into ``netns`` (joined by path, or
+    the init's own)."""
+    import json
+
+    return json.dumps({"netns": netns, "joined": joined, "devices": moved}).encode()
+
+
+def move_back(data: bytes, failed_create: bool) -> None:
+    """Move recorded devices back to this namespace: always for a failed create, on
+    delete only out of a namespace joined by path."""
+    import json
+
+    doc = json.loads(data)
+    if failed_create or doc["joined"]:
+        _revert([(h, i, a) for h, i, a in doc["devices"]], doc["netns"])
 
 
 def _index(ipr: Any, name: str, where: str) -> int:
@@ -115,9 +140,9 @@ def _restore(ipr: Any, index: int, addrs: list[dict[str, Any]]) -> None:
         ipr.addr("add", index=index, **a)
 
 
-def _revert(moved: list[tuple[str, str, list[dict[str, Any]]]], netns: str) -> None:
-    """Move what was moved back out, with its old name and addresses (best effort: the
-    error being reported is the first one)."""
+def _revert(moved: Moved, netns: str) -> None:
+    """Move what was moved back out, with its old name and addresses (best effort: a
+    failed create reports its first error, a delete goes on)."""
     if not moved:
         return
     from pyroute2 import IPRoute

@@ -85,9 +85,54 @@ def test_failed_move_reverts_the_devices_already_moved(
     assert done.stderr.strip().splitlines()[-1].endswith(
         "linux.netDevices.ck-hk-none: no network device 'ck-hk-none' in the runtime's "
         "network namespace"), done.stderr
+    assert _back_in(netns) == [("10.200.7.1", 24)]
+
+
+def _back_in(netns: str) -> list[tuple[str, int]]:
+    """ck-hk-a's IPv4 addresses in ``netns`` (it must be there)."""
     back = json.loads(_ip("-n", netns, "-j", "addr", "show", "ck-hk-a").stdout)
-    assert [(a["local"], a["prefixlen"]) for a in back[0]["addr_info"]
-            if a["family"] == "inet"] == [("10.200.7.1", 24)]
+    return [(a["local"], a["prefixlen"]) for a in back[0]["addr_info"]
+            if a["family"] == "inet"]
+
+
+def test_device_goes_back_from_a_joined_namespace_on_delete(
+        make_bundle: Callable[..., str], state_root: str, netns: str,
+        leak_check: Callable[[], None]) -> None:
+    joined = f"ck-hk-j{uuid.uuid4().hex[:6]}"
+    assert _ip("netns", "add", joined).returncode == 0
+    try:
+        def edit(cfg: dict[str, Any]) -> None:
+            cfg["linux"]["netDevices"] = {"ck-hk-a": {"name": "eth7"}}
+            for ns in cfg["linux"]["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = f"/run/netns/{joined}"
+
+        done = _run_in(netns, state_root, make_bundle(["ip", "addr", "show", "eth7"], edit),
+                       "hk-netdev-join")
+        assert done.returncode == 0, done.stderr
+        assert "inet 10.200.7.1/24" in done.stdout, done.stdout
+        assert _back_in(netns) == [("10.200.7.1", 24)]     # delete moved it back
+        assert "ck-hk-a" not in _ip("-n", joined, "link").stdout
+        assert "eth7" not in _ip("-n", joined, "link").stdout
+    finally:
+        _ip("netns", "del", joined)
+
+
+def test_failed_create_after_the_move_gives_the_device_back(
+        make_bundle: Callable[..., str], state_root: str, netns: str, tmp_path: Path,
+        leak_check: Callable[[], None]) -> None:
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#!/bin/sh\nexit 4\n")
+    bad.chmod(0o755)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["netDevices"] = {"ck-hk-a": {"name": "eth7"}}
+        cfg["hooks"] = {"createRuntime": [{"path": str(bad)}]}
+
+    done = _run_in(netns, state_root, make_bundle(["true"], edit), "hk-netdev-hook")
+    assert done.returncode == 1
+    assert "hooks.createRuntime[0]" in done.stderr
+    assert _back_in(netns) == [("10.200.7.1", 24)]     # not destroyed with the namespace
 
 
 def test_missing_device_fails_create_and_leaves_nothing(
