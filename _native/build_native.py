@@ -63,7 +63,8 @@ enum ck_opcode {
     CK_OP_SETCTTY = 48,
     CK_OP_INHERIT_FDS = 49,
     CK_OP_FORK_INIT = 50,
-    CK_OP_MEMPOLICY = 51
+    CK_OP_MEMPOLICY = 51,
+    CK_OP_PRCTL = 52
 };
 
 struct ck_op {
@@ -99,6 +100,10 @@ long ck_spawn(unsigned long long clone_flags, int cgroup_fd, int *pidfd_out,
               int *into_cgroup_out, const struct ck_op *ops, int nops, int sync_fd,
               int share_mm, void **region_out, size_t *region_size_out);
 void ck_region_free(void *base, size_t size);
+long ck_spawn_pidns(int pidns_fd, int restore_fd, unsigned long long clone_flags,
+                    int cgroup_fd, int *pidfd_out, int *into_cgroup_out,
+                    const struct ck_op *ops, int nops, int sync_fd, int share_mm,
+                    void **region_out, size_t *region_size_out);
 long ck_clone(unsigned long long flags, int cgroup_fd, int *pidfd_out, int *into_cgroup_out);
 int ck_clone3_into_cgroup(void);
 long ck_bpf(int cmd, void *attr, unsigned int size);
@@ -1963,6 +1968,8 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_MASK_AT:        return ck_mask_at(child, s[0]);
     case CK_OP_READONLY_AT:    return ck_readonly_at(child, s[0], i[0] != 0);
     case CK_OP_MOVE_ROOT:      return ck_move_root(child, s[0], op->argv);
+    case CK_OP_PRCTL:          /* e.g. PR_SET_DUMPABLE 0 before an exec joins a container */
+        return ck_prctl((int)i[0], (unsigned long)i[1], (unsigned long)i[2]);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }
@@ -2192,6 +2199,8 @@ static int ck_vm_ok(unsigned long long flags, const struct ck_op *ops, int nops)
             if (i[2] && ((uid_t)i[0] != geteuid() || (gid_t)i[1] != getegid()))
                 return 0;
             break;
+        case CK_OP_PRCTL:               /* PR_SET_DUMPABLE and others act on the mm */
+            return 0;
         }
     }
     return 1;
@@ -2313,6 +2322,41 @@ long ck_spawn(unsigned long long clone_flags, int cgroup_fd, int *pidfd_out,
     }
     saved = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return pid;
+}
+
+/* ck_spawn with the child in the pid namespace pidns_fd (a process's ns/pid file): the
+ * calling thread's pid_for_children is set to it right before the clone and back to its
+ * own (restore_fd, /proc/thread-self/ns/pid: the active pid namespace, which setns always
+ * accepts) right after. pid_for_children belongs to this thread only (setns switches
+ * the calling task's nsproxy), and no Python runs between the two setns calls (a signal
+ * only sets a flag until this returns), so no other fork of this process can land in
+ * the container's pid namespace. Failing to switch back would leave this thread forking
+ * into the container: that cannot be undone from Python, so it aborts. */
+long ck_spawn_pidns(int pidns_fd, int restore_fd, unsigned long long clone_flags,
+                    int cgroup_fd, int *pidfd_out, int *into_cgroup_out,
+                    const struct ck_op *ops, int nops, int sync_fd, int share_mm,
+                    void **region_out, size_t *region_size_out)
+{
+    static const char msg[] = "containerkit: cannot restore pid_for_children after "
+                              "spawning into a pid namespace; aborting\n";
+    long pid;
+    int saved;
+
+    *region_out = NULL;
+    *region_size_out = 0;
+    if (setns(pidns_fd, CLONE_NEWPID) < 0) {
+        *into_cgroup_out = -1;          /* tells the caller which call failed */
+        return -1;
+    }
+    pid = ck_spawn(clone_flags, cgroup_fd, pidfd_out, into_cgroup_out, ops, nops, sync_fd,
+                   share_mm, region_out, region_size_out);
+    saved = errno;
+    if (setns(restore_fd, CLONE_NEWPID) < 0) {
+        if (write(2, msg, sizeof(msg) - 1) < 0) { /* nothing more to do */ }
+        abort();
+    }
     errno = saved;
     return pid;
 }

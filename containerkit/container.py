@@ -19,7 +19,7 @@ import signal as _signal
 import time
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from .errors import ContainerkitError, ContainerNotFound, InvalidState, UnsupportedError
+from .errors import ContainerkitError, ContainerNotFound, InvalidState
 from .graph import GraphDriver, from_description
 from .process import Process
 from .state import State, StateDir
@@ -40,6 +40,9 @@ class ExecutionDriver(Protocol):
     def start(self, container: Container) -> None: ...
 
     def delete(self, container: Container) -> None: ...
+
+    def exec(self, container: Container, proc: oci.Process,
+             stdio: tuple[Stdio, Stdio, Stdio], hold_fd: int = -1) -> Process: ...
 
 
 class Container:
@@ -64,6 +67,7 @@ class Container:
         self.preserve_fds = 0       # fds 3..3+N-1 of this process cross into the container
         self.listen_fds = 0         # the first of them are socket-activation fds (LISTEN_FDS)
         self.new_keyring = True     # a session keyring of its own (runc's default)
+        self._execs: list[Process] = []   # new_process children: reaped by delete
 
     @property
     def spec(self) -> oci.Spec:
@@ -186,8 +190,29 @@ class Container:
                         self.init.signal(_signal.SIGKILL)
                     raise
 
-    def new_process(self, process_spec: oci.Process) -> Process:
-        raise UnsupportedError("exec into a running container is not supported yet")
+    def new_process(self, process_spec: oci.Process, stdin: Stdio = None,
+                    stdout: Stdio = None, stderr: Stdio = None, *,
+                    _hold_fd: int = -1) -> Process:
+        """Run another process in the running container (the seed's NewProcess, runc
+        ``exec``): all of its namespaces, its cgroup and root, with ``process_spec``'s
+        own user, capabilities, rlimits, env and cwd, and the container's seccomp filter.
+        Returns once it exec'd (a failed step raises, leaving nothing). When this Python
+        process created it, ``wait()`` gives its status; ``delete`` kills and reaps it.
+
+        ``_hold_fd`` is for tests only: see ``native.exec_plan.build_exec``."""
+        with self.statedir:
+            self._expect(("running",), "exec in")
+            process = self.driver.exec(self, process_spec, (stdin, stdout, stderr),
+                                       hold_fd=_hold_fd)
+        self._execs.append(process)
+        return process
+
+    def processes(self) -> list[int]:
+        """Host pids of every process in the container's cgroup (runc ``ps``)."""
+        from .cgroups import Cgroup
+
+        self._expect(("created", "running", "paused"), "list the processes of")
+        return Cgroup(self.cgroup_path).pids() if self.cgroup_path else []
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the init to exit: its exit code, or 128+N for signal N.

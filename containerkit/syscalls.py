@@ -94,7 +94,7 @@ class ChildMemory:
 
 
 def spawn(flags: int, cgroup_fd: int, ops: Any, sync_fd: int,
-          share_mm: bool = True) -> tuple[int, int, bool, ChildMemory | None]:
+          share_mm: bool = True, pidns_fd: int = -1) -> tuple[int, int, bool, ChildMemory | None]:
     """clone3 a child that runs ``ops`` (a cdata ``struct ck_op[]``) up to execve.
 
     The child runs C only (never returns here) and reports a failing op on ``sync_fd``
@@ -103,15 +103,30 @@ def spawn(flags: int, cgroup_fd: int, ops: Any, sync_fd: int,
     copies them). ``memory`` is None for a fork-like child; for a child that shares
     this address space (x86_64, ``share_mm``, a plan without user or time namespaces)
     it is the region the child runs in: see ``ChildMemory`` for when it may be released.
+
+    ``pidns_fd`` >= 0 (an ``ns/pid`` file): the child is made in that pid namespace (an
+    existing one: exec into a container, or a pid namespace joined by path), through
+    this thread's pid_for_children for the length of the clone (``ck_spawn_pidns``).
     """
     pidfd = ffi.new("int *", -1)
     into = ffi.new("int *", 0)
     region = ffi.new("void **")
     size = ffi.new("size_t *")
-    pid = lib.ck_spawn(flags, cgroup_fd, pidfd, into, ops, len(ops), sync_fd, int(share_mm),
-                       region, size)
+    if pidns_fd >= 0:
+        restore = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            pid = lib.ck_spawn_pidns(pidns_fd, restore, flags, cgroup_fd, pidfd, into, ops,
+                                     len(ops), sync_fd, int(share_mm), region, size)
+        finally:
+            os.close(restore)
+    else:
+        pid = lib.ck_spawn(flags, cgroup_fd, pidfd, into, ops, len(ops), sync_fd,
+                           int(share_mm), region, size)
     if pid < 0:
-        raise _fail(f"clone3(flags={flags:#x}, cgroup_fd={cgroup_fd})")
+        if into[0] < 0:         # ck_spawn_pidns: the setns itself failed
+            raise _fail(f"setns(pid namespace fd {pidns_fd}, CLONE_NEWPID)")
+        raise _fail(f"clone3(flags={flags:#x}, cgroup_fd={cgroup_fd}"
+                    + (f", pid namespace fd {pidns_fd})" if pidns_fd >= 0 else ")"))
     memory = ChildMemory(region[0], size[0]) if region[0] != ffi.NULL else None
     return pid, pidfd[0], bool(into[0]), memory
 

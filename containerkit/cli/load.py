@@ -22,7 +22,7 @@ class NoDriver:
     def _refuse(self, container: Container) -> Any:
         raise UnsupportedError(f"container {container.id!r}: loaded read-only")
 
-    create = start = delete = _refuse
+    create = start = delete = exec = _refuse
 
 
 def load(root: str, container_id: str, *, native: bool = True) -> Container:

@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 from .. import syscalls
 from ..cgroups import Cgroup, container_cgroup_path
-from ..errors import ContainerkitError, UnsupportedError
+from ..errors import ContainerkitError, InvalidState, SetupError, UnsupportedError
 from ..process import Process
 from . import sync
 
@@ -218,6 +218,76 @@ class NativeDriver:
             finally:
                 sock.close()
 
+    def exec(self, container: Container, proc: oci.Process,
+             stdio: tuple[Stdio, Stdio, Stdio] = (None, None, None),
+             hold_fd: int = -1) -> Process:
+        """Run ``proc`` inside the running container: its namespaces, cgroup and root
+        (``exec_plan.py`` says how and in which order). Returns once the child exec'd;
+        raises (with nothing left behind) when a step failed. ``hold_fd``: see
+        ``exec_plan.build_exec`` (tests only): returns while the child waits on it."""
+        from .exec_plan import NAMESPACE_FILES, build_exec
+        from .ops import OpArray
+
+        init = container.init
+        if init is None or not init.alive():
+            raise InvalidState(f"cannot exec in container {container.id!r}: its init is gone")
+        pid = init.pid
+        ns_flags = 0
+        for name, flag in NAMESPACE_FILES.items():
+            if not _same_namespace(pid, name):
+                ns_flags |= flag
+        cgroup = Cgroup(_init_cgroup(pid, container.cgroup_path))
+        fds: list[int] = []
+        parent_sock, child_sock = sync.channel()
+        try:
+            pidns_fd = -1
+            if not _same_namespace(pid, "pid"):
+                pidns_fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+                fds.append(pidns_fd)
+            cgroup_fd = os.open(cgroup.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fds.append(cgroup_fd)
+            if not init.alive():    # the /proc files opened above may be of a recycled pid
+                raise InvalidState(f"cannot exec in container {container.id!r}: its init "
+                                   "exited")
+            into_cgroup = syscalls.clone3_into_cgroup()
+            plan = build_exec(container.spec, proc, init_pidfd=init.pidfd, ns_flags=ns_flags,
+                              sync_fd=child_sock.fileno(),
+                              stdio=(_fd(stdio[0], 0), _fd(stdio[1], 1), _fd(stdio[2], 2)),
+                              placed_in_cgroup=into_cgroup, hold_fd=hold_fd)
+            ops = OpArray(plan.steps)
+            child, pidfd, placed, _ = syscalls.spawn(
+                0, cgroup_fd if into_cgroup else -1, ops.ops, child_sock.fileno(),
+                share_mm=False, pidns_fd=pidns_fd)
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            child_sock.close()
+            for fd in fds:
+                os.close(fd)
+        process = Process(child, pidfd, is_child=True)
+        try:
+            if not placed:
+                cgroup.add(child)
+                parent_sock.send(sync.CGROUP)
+            msg = sync.read_message(parent_sock)
+            if msg.startswith(sync.ERROR + b"\0"):
+                try:
+                    sync.raise_if_error(msg)
+                except SetupError as e:
+                    raise _exec_error(container, e) from None
+            if msg not in (b"", sync.CREATED) or (msg == sync.CREATED and hold_fd < 0):
+                raise ContainerkitError(f"exec in container {container.id!r}: unexpected "
+                                        f"message {msg[:40]!r} from the child")
+        except BaseException:
+            if process.alive():
+                process.signal(signal.SIGKILL)
+            process.wait()
+            raise
+        finally:
+            parent_sock.close()
+        return process
+
     def delete(self, container: Container) -> None:
         if container.terminal is not None:
             container.terminal.close()
@@ -231,6 +301,16 @@ class NativeDriver:
                 init.signal(signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if container._execs:
+            # our exec'd children: an init of a pid namespace does not finish exiting
+            # while a process of its namespace is unreaped, so reap them first
+            if container.cgroup_path:
+                Cgroup(container.cgroup_path).kill_all()
+            for process in container._execs:
+                if process.alive():
+                    process.signal(signal.SIGKILL)
+                process.wait()
+            container._execs.clear()
         if container.cgroup_path:
             Cgroup(container.cgroup_path).remove()
         if init is not None and init.is_child:
@@ -385,6 +465,44 @@ def _hand_over_listener(container: Container, sec: oci.Seccomp, sock: _socket.so
         for fd in fds:
             os.close(fd)
     sync.send(sock, sync.CONTINUE)
+
+
+def _same_namespace(pid: int, name: str) -> bool:
+    """Whether the init's namespace ``name`` (a /proc/<pid>/ns file) is this process's."""
+    try:
+        theirs = os.stat(f"/proc/{pid}/ns/{name}")
+    except FileNotFoundError:
+        if not os.path.exists(f"/proc/self/ns/{name}"):
+            return True                 # a namespace type this kernel does not have
+        raise ContainerkitError(f"the container's init (pid {pid}) is gone") from None
+    ours = os.stat(f"/proc/self/ns/{name}")
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+
+
+def _init_cgroup(pid: int, container_cgroup: str) -> str:
+    """The cgroup v2 directory the init is in when it is the container's or below it
+    (a container may make sub-cgroups and move its init), else the container's."""
+    from ..cgroups.v2 import cgroup2_mountpoint
+
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    path = os.path.normpath(cgroup2_mountpoint() + line[3:].strip())
+                    if path == container_cgroup or path.startswith(container_cgroup + "/"):
+                        return path
+    except OSError:
+        pass
+    return container_cgroup
+
+
+def _exec_error(container: Container, err: SetupError) -> SetupError:
+    """The child's report, phrased for exec (runc's "no such file or directory" wording
+    stays in it: podman maps that text to 127)."""
+    where = f" {err.detail}" if err.detail else ""
+    err.args = (f"cannot exec in container {container.id!r}: {err.step}{where}: "
+                f"{os.strerror(err.errno)}",)
+    return err
 
 
 def _memory_limited(linux: object) -> bool:

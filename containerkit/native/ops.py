@@ -315,6 +315,12 @@ def inherit_fds(first: int, count: int) -> Op:
     return lib.CK_OP_INHERIT_FDS, Args(i=(first, count))
 
 
+def prctl(option: int, arg2: int = 0, arg3: int = 0) -> Op:
+    """prctl(option, arg2, arg3), e.g. PR_SET_DUMPABLE 0. Rules out the shared-memory
+    child (several prctls act on the mm, which would be the caller's)."""
+    return lib.CK_OP_PRCTL, Args(i=(option, arg2, arg3))
+
+
 _NAMES: dict[str, object] = {}  # step names are few and fixed: one C string each
 
 

@@ -1,0 +1,110 @@
+"""Build the plan of a process exec'd into a running container (runc's setns init).
+
+The child is cloned by the parent straight into the container's cgroup (CLONE_INTO_CGROUP)
+and pid namespace (the parent thread's pid_for_children, ``syscalls.spawn(pidns_fd=)``),
+then, in C:
+
+1. PR_SET_DUMPABLE 0, before anything of the container's is joined: until execve this
+   child is a copy of the caller (its /proc/<pid>/exe is the host's interpreter, its fds
+   the host's). Non-dumpable, /proc/<pid>/{exe,fd,mem,...} and ptrace need
+   CAP_SYS_PTRACE over it, which a process of the container lacks unless it was given
+   it (the CVE-2019-5736 class). Dumpable is per mm: never the shared-mm child.
+2. setns(pidfd of the init, all the namespaces it has that differ from ours): one call
+   that joins them together, the user namespace first (Linux 5.8). Joining the mount
+   namespace moves root and cwd to its root, which is the container's ``/`` (it was
+   pivoted into). The pidfd is closed right after.
+3. The process's own identity, as for the init (``identity.process_steps``): cwd,
+   rlimits, bounding set, user and groups, capabilities, no_new_privs, and the
+   container's ``linux.seccomp`` (as runc applies it to exec'd processes).
+4. The executable looked up with the process's PATH inside the container; execve.
+
+The parent learns the outcome on the sync socket: ERROR, or end of file at execve.
+"""
+
+from __future__ import annotations
+
+from .. import spec as oci
+from .. import syscalls as s
+from ..errors import SpecError, UnsupportedError
+from . import ops
+from .identity import process_steps
+from .plan import Plan, _candidates, _lsm_refusal
+from .seccomp import compile_filter
+
+PR_SET_DUMPABLE = 4
+
+# /proc/<pid>/ns/<name> -> setns flag, in no particular order: the kernel orders them
+NAMESPACE_FILES = {
+    "user": s.CLONE_NEWUSER, "mnt": s.CLONE_NEWNS, "net": s.CLONE_NEWNET,
+    "ipc": s.CLONE_NEWIPC, "uts": s.CLONE_NEWUTS, "cgroup": s.CLONE_NEWCGROUP,
+    "time": s.CLONE_NEWTIME,
+}
+
+
+def check_process(proc: oci.Process, where: str = "process") -> None:
+    """Refuse what an exec'd process cannot have here (never run with less isolation)."""
+    if not proc.args:
+        raise SpecError(f"{where}.args: must name the program to run")
+    if proc.terminal:
+        raise UnsupportedError(f"{where}.terminal: terminals are not supported yet")
+    if proc.command_line:
+        raise SpecError(f"{where}.commandLine: is for Windows only")
+    if proc.apparmor_profile:
+        raise UnsupportedError(_lsm_refusal(f"{where}.apparmorProfile", "apparmor"))
+    if proc.selinux_label:
+        raise UnsupportedError(_lsm_refusal(f"{where}.selinuxLabel", "selinux"))
+    if proc.exec_cpu_affinity:
+        raise UnsupportedError(f"{where}.execCPUAffinity: not supported yet")
+    cwd = proc.cwd or "/"
+    if not cwd.startswith("/"):
+        raise SpecError(f"{where}.cwd: {cwd!r} must be an absolute path")
+
+
+def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: int,
+               sync_fd: int, stdio: tuple[int, int, int], placed_in_cgroup: bool = True,
+               hold_fd: int = -1) -> Plan:
+    """The exec'd child's steps. ``spec`` is the container's (for ``linux.seccomp`` and
+    ``linux.personality``), ``proc`` the process to run; ``ns_flags`` the namespaces of
+    the init (``init_pidfd``) to join, the pid namespace excepted (joined at the clone).
+
+    ``hold_fd`` (tests only): after every step but execve, send CREATED on the sync
+    socket and wait for one byte on ``hold_fd``, so that a test can look at the process
+    while it is inside the container and has not exec'd yet.
+    """
+    check_process(proc)
+    linux = spec.linux
+    plan = Plan(clone_flags=0)
+    add = plan.add
+    add("reset signals", ops.reset_signals())
+    add("dumpable", ops.prctl(PR_SET_DUMPABLE, 0), detail="PR_SET_DUMPABLE 0")
+    add("stdio", ops.stdio(stdio))
+    keep = (sync_fd,) if hold_fd < 0 else (sync_fd, hold_fd)
+    if not placed_in_cgroup:
+        add("wait for cgroup", ops.wait_parent(sync_fd))
+    add("fds", ops.close_fds_except((*keep, init_pidfd)))
+    if ns_flags:
+        add("setns", ops.setns(init_pidfd, ns_flags), detail="the container's namespaces")
+    add("fds", ops.close_fds_except(keep))       # the pidfd is a handle of the host's
+    if proc.oom_score_adj is not None:
+        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
+                                          str(proc.oom_score_adj).encode()),
+            detail=str(proc.oom_score_adj))
+    process_steps(plan, spec, proc)
+    add("fds", ops.cloexec_from(3))
+    env: dict[bytes, bytes] = {}       # the last of a repeated name wins, as in runc
+    for i, e in enumerate(proc.env):
+        key, eq, value = e.partition("=")
+        if not eq or not key:
+            raise SpecError(f"process.env[{i}]: {e!r} is not KEY=VALUE")
+        env[key.encode()] = value.encode()
+    add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
+        detail=repr(proc.args[0]))
+    if linux is not None and linux.seccomp is not None and proc.no_new_privileges:
+        add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
+    if hold_fd >= 0:
+        add("hold", ops.report_created_and_wait(sync_fd, hold_fd), detail="test hold")
+    umask = proc.user.umask if proc.user.umask is not None else 0o022
+    add("exec", ops.execve(tuple(a.encode() for a in proc.args),
+                           tuple(k + b"=" + v for k, v in env.items()), umask),
+        detail=repr(proc.args[0]))
+    return plan

@@ -1,0 +1,282 @@
+"""exec into running containers (library and CLI), ps, and joining a pid namespace by path.
+
+Every effect is read from inside the container: /proc/self/status, /proc/self/ns/*,
+/proc/self/cgroup, the process list of the container's /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from containerkit import (
+    Bundle,
+    InvalidState,
+    NativeDriver,
+    SetupError,
+    SpecError,
+    UnsupportedError,
+    new_container,
+)
+from containerkit import spec as oci
+from containerkit.container import Container
+
+pytestmark = pytest.mark.usefixtures("leak_check")
+
+SLEEPER = ["sleep", "1000"]
+NS = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+
+
+def sh(script: str) -> list[str]:
+    return ["/bin/sh", "-c", textwrap.dedent(script)]
+
+
+@contextmanager
+def running(make_bundle: Callable[..., str], state_root: str, cid: str,
+            edit: Callable[[dict[str, Any]], None] | None = None,
+            args: list[str] | None = None) -> Iterator[Container]:
+    """A started container (deleted, with its exec'd processes, on the way out)."""
+    config = Bundle(make_bundle(args or SLEEPER, edit), id=cid, root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        yield c
+
+
+def process(args: list[str], **fields: Any) -> oci.Process:
+    doc = {"args": args, "cwd": "/", "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], **fields}
+    return oci.Process.from_dict(doc, "process.json")
+
+
+def exec_output(c: Container, proc: oci.Process) -> tuple[int | None, str]:
+    """new_process with stdout+stderr on a pipe; (status, output)."""
+    r, w = os.pipe()
+    try:
+        p = c.new_process(proc, stdout=w, stderr=w)
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    return p.wait(), out
+
+
+def status_field(text: str, name: str) -> str:
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"{name} not in {text!r}")
+
+
+# -- library ------------------------------------------------------------------------------
+
+def test_exec_joins_namespaces_cgroup_and_root(make_bundle: Callable[..., str],
+                                               state_root: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["hostname"] = "exec-host"
+
+    with running(make_bundle, state_root, "exec-join", edit) as c:
+        status, out = exec_output(c, process(sh("""
+            for n in cgroup ipc mnt net pid time user uts; do
+                echo "$n $(readlink /proc/self/ns/$n)"; done
+            echo "cgroup=$(grep '^0::' /proc/self/cgroup)"
+            echo "host=$(hostname)"
+            echo "pid=$$"
+            echo "root=$(stat -c %d:%i /) cwd=$(pwd)"
+            echo "init=$(cat /proc/1/cmdline | tr '\\0' ' ')"
+            """)))
+        assert status == 0, out
+        lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line
+                     and "=" not in line.split(" ", 1)[0])
+        for n in NS:
+            assert lines[n] == os.readlink(f"/proc/{c.pid}/ns/{n}"), (n, out)
+        with open(f"/proc/{c.pid}/cgroup") as f:
+            init_cgroup = next(x for x in f.read().splitlines() if x.startswith("0::"))
+        assert f"cgroup={init_cgroup}" in out
+        assert "host=exec-host" in out
+        assert "pid=1\n" not in out and "pid=" in out
+        root = os.stat(f"/proc/{c.pid}/root/")
+        assert f"root={root.st_dev}:{root.st_ino} cwd=/\n" in out
+        assert "init=sleep 1000" in out
+    # this thread forks into its own pid namespace again
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == \
+        os.readlink("/proc/self/ns/pid")
+
+
+def test_exec_identity_from_the_process_spec(make_bundle: Callable[..., str],
+                                             state_root: str) -> None:
+    caps = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    proc = process(sh("""
+        echo "id=$(id -u):$(id -g) groups=$(id -G)"
+        echo "cwd=$(pwd) env=$GREETING umask=$(umask)"
+        echo "nofile=$(ulimit -n)"
+        grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
+        """), cwd="/tmp", env=["PATH=/bin", "GREETING=hello there"],
+        user={"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 0o027},
+        capabilities={"bounding": caps, "effective": caps, "permitted": caps,
+                      "inheritable": caps, "ambient": caps},
+        rlimits=[{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}],
+        noNewPrivileges=True)
+    with running(make_bundle, state_root, "exec-ident") as c:
+        status, out = exec_output(c, proc)
+    assert status == 0, out
+    assert "id=1000:1001 groups=1001 5 7" in out
+    assert "cwd=/tmp env=hello there umask=0027" in out
+    assert "nofile=123" in out
+    mask = (1 << 0) | (1 << 5) | (1 << 10)
+    for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status_field(out, field), 16) == mask, (field, out)
+    assert status_field(out, "NoNewPrivs") == "1"
+    assert status_field(out, "Seccomp") == "0"
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_exec_gets_the_containers_seccomp_filter(make_bundle: Callable[..., str],
+                                                 state_root: str, nnp: bool) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": 1}]}
+
+    with running(make_bundle, state_root, "exec-seccomp", edit) as c:
+        status, out = exec_output(c, process(sh("""
+            mkdir /tmp/x 2>&1 || true
+            grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status
+            """), noNewPrivileges=nnp))
+    assert status == 0, out
+    assert "Operation not permitted" in out
+    assert status_field(out, "Seccomp") == "2"
+    assert status_field(out, "NoNewPrivs") == str(int(nnp))
+
+
+def test_exec_looks_up_the_executable_in_the_containers_path(
+        make_bundle: Callable[..., str], state_root: str, tmp_path: Any) -> None:
+    with running(make_bundle, state_root, "exec-path") as c:
+        # the host has /bin/true too: only the container's PATH and root count
+        status, out = exec_output(c, process(["busybox", "echo", "found"], env=["PATH=/bin"]))
+        assert (status, out) == (0, "found\n")
+        with pytest.raises(SetupError, match="cannot exec in container 'exec-path': exec "
+                           "'python3': No such file or directory"):
+            c.new_process(process(["python3"]))
+
+
+def test_exec_status_of_a_signalled_process(make_bundle: Callable[..., str],
+                                            state_root: str) -> None:
+    with running(make_bundle, state_root, "exec-sig") as c:
+        p = c.new_process(process(SLEEPER))
+        assert p.alive()
+        p.signal(signal.SIGTERM)
+        assert p.wait() == 128 + signal.SIGTERM
+        assert c.status == "running"
+
+
+def test_exec_processes_are_killed_and_reaped_on_delete(make_bundle: Callable[..., str],
+                                                        state_root: str) -> None:
+    with running(make_bundle, state_root, "exec-del") as c:
+        procs = [c.new_process(process(SLEEPER)) for _ in range(2)]
+        assert all(p.pid in c.processes() for p in procs)
+        assert c.pid in c.processes()
+    # delete (the with block) killed them with the cgroup and reaped them: no zombie
+    # (leak_check), and their pidfds are closed
+    assert all(p.returncode == 128 + signal.SIGKILL for p in procs)
+
+
+def test_exec_from_a_busy_multithreaded_caller(make_bundle: Callable[..., str],
+                                               state_root: str, busy_threads: None) -> None:
+    with running(make_bundle, state_root, "exec-threads") as c:
+        results: list[tuple[int | None, str]] = []
+
+        def one() -> None:
+            results.append(exec_output(c, process(["cat", "/proc/self/cgroup"])))
+
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r[0] for r in results] == [0] * 4, results
+        assert all("containerkit/exec-threads" in r[1] for r in results), results
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == \
+        os.readlink("/proc/self/ns/pid")
+
+
+def test_exec_between_setns_and_execve_is_not_dumpable(make_bundle: Callable[..., str],
+                                                       state_root: str) -> None:
+    """CVE-2019-5736 class: until execve the exec'd child is a copy of this Python
+    process (its exe is the host's interpreter); a process of the container (same uid
+    and capabilities, no CAP_SYS_PTRACE) must not reach it through /proc."""
+    probe = sh("""
+        N=$1
+        for t in 1 $N; do
+            for f in exe mem fd/0 fd/1 fd/2 fd/3 fd/4 fd/5 cwd/. root/.; do
+                if cat /proc/$t/$f </dev/null >/dev/null 2>&1 || [ -d /proc/$t/$f ] &&
+                   ls /proc/$t/$f >/dev/null 2>&1; then echo "READ $t $f"; fi
+                if (: >> /proc/$t/$f) 2>/dev/null; then echo "WRITE $t $f"; fi
+            done
+            readlink /proc/$t/exe >/dev/null 2>&1 && echo "LINK $t exe"
+        done
+        grep CapEff /proc/self/status
+        echo probed
+        """)
+    with running(make_bundle, state_root, "exec-dump") as c:
+        assert c.spec.process is not None and c.spec.process.capabilities is not None
+        caps = c.spec.process.capabilities.to_dict()   # the init's: no CAP_SYS_PTRACE
+        assert "CAP_SYS_PTRACE" not in caps["permitted"]
+        hold_r, hold_w = os.pipe()
+        try:
+            held = c.new_process(process(["true"], capabilities=caps), _hold_fd=hold_r)
+        finally:
+            os.close(hold_r)
+        with open(f"/proc/{held.pid}/status") as f:
+            status = f.read()
+        nspid = status_field(status, "NSpid").split()[-1]
+        # held inside: the container's pid namespace, same capabilities as the probe
+        assert os.readlink(f"/proc/{held.pid}/ns/mnt") == os.readlink(f"/proc/{c.pid}/ns/mnt")
+        code, out = exec_output(c, process(probe[:3] + ["probe", nspid], capabilities=caps))
+        os.write(hold_w, b"x")
+        os.close(hold_w)
+        assert held.wait() == 0
+    assert code == 0 and out.endswith("probed\n"), out
+    assert "READ 1 exe" in out and "LINK 1 exe" in out     # the control: the init is open
+    assert f" {nspid} " not in out, out
+    assert status_field(status, "CapEff") == status_field(out, "CapEff")
+
+
+def test_exec_refused_unless_running(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(["true"]), id="exec-state", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        with pytest.raises(InvalidState, match="cannot exec in container 'exec-state': "
+                           "it is created, not running"):
+            c.new_process(process(["true"]))
+        c.start()
+        c.wait()
+        with pytest.raises(InvalidState, match="it is stopped, not running"):
+            c.new_process(process(["true"]))
+
+
+@pytest.mark.parametrize("fields,error,match", [
+    ({"capabilities": {"effective": ["CAP_NOPE"]}}, SpecError, "CAP_NOPE"),
+    ({"apparmorProfile": "x"}, UnsupportedError, "apparmorProfile"),
+    ({"selinuxLabel": "x"}, UnsupportedError, "selinuxLabel"),
+    ({"terminal": True}, UnsupportedError, "terminal"),
+    ({"cwd": "tmp"}, SpecError, "cwd"),
+    ({"cwd": "/no/such/dir"}, SetupError, "cwd /no/such/dir: No such file or directory"),
+    ({"env": ["NOEQUALS"]}, SpecError, "process.env"),
+    ({"user": {"uid": 0, "gid": 0}, "args": []}, SpecError, "args"),
+])
+def test_exec_bad_input(make_bundle: Callable[..., str], state_root: str,
+                        fields: dict[str, Any], error: type, match: str) -> None:
+    with running(make_bundle, state_root, "exec-bad") as c:
+        before = c.processes()
+        args = fields.pop("args", ["true"])
+        with pytest.raises(error, match=match):
+            c.new_process(process(args, **fields))
+        assert c.processes() == before
