@@ -7,7 +7,6 @@ be once the verb exists (a wrong flag is a usage error, not "not supported").
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from .args import REMAINDER
 from .main import Context
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
@@ -27,33 +26,6 @@ def _refuse_criu(args: Any, ctx: Context) -> int:
 def _id(parser: Any, verb: str) -> None:
     parser.add_argument("id", metavar="container-id")
     parser.set_defaults(_verb=verb)
-
-
-def add_ps(parser: Any) -> None:
-    parser.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    _id(parser, "ps")
-    parser.add_argument("ps_args", nargs=REMAINDER)
-
-
-def add_exec(parser: Any) -> None:
-    parser.add_argument("--console-socket", default="")
-    parser.add_argument("--cwd", default="")
-    parser.add_argument("-e", "--env", action="append", default=[])
-    parser.add_argument("-t", "--tty", action="store_true")
-    parser.add_argument("-u", "--user", default="")
-    parser.add_argument("-g", "--additional-gids", action="append", default=[])
-    parser.add_argument("-p", "--process", default="")
-    parser.add_argument("-d", "--detach", action="store_true")
-    parser.add_argument("--pid-file", default="")
-    parser.add_argument("--process-label", default="")
-    parser.add_argument("--apparmor", default="")
-    parser.add_argument("--no-new-privs", action="store_true")
-    parser.add_argument("-c", "--cap", action="append", default=[])
-    parser.add_argument("--preserve-fds", type=int, default=0)
-    parser.add_argument("--cgroup", action="append", default=[])
-    parser.add_argument("--ignore-paused", action="store_true")
-    _id(parser, "exec")
-    parser.add_argument("command", nargs=REMAINDER)
 
 
 _CRIU_BOOLS = ("--tcp-established", "--ext-unix-sk", "--shell-job", "--file-locks",
@@ -82,5 +54,4 @@ def add_restore(parser: Any) -> None:
     _id(parser, "restore")
 
 
-do_ps = do_exec = _refuse
 do_checkpoint = do_restore = _refuse_criu

@@ -6,13 +6,17 @@ Every effect is read from inside the container: /proc/self/status, /proc/self/ns
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -27,6 +31,7 @@ from containerkit import (
 )
 from containerkit import spec as oci
 from containerkit.container import Container
+from containerkit.process import proc_state
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
@@ -280,3 +285,142 @@ def test_exec_bad_input(make_bundle: Callable[..., str], state_root: str,
         with pytest.raises(error, match=match):
             c.new_process(process(args, **fields))
         assert c.processes() == before
+
+
+# -- command line ---------------------------------------------------------------------------
+
+_SCRIPT = Path(sys.executable).with_name("containerkit")
+CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
+
+
+class Result(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(state_root: str, tmp_path: Path, *argv: str) -> Result:
+    """The CLI as podman runs it; output to files (a detached process keeps them open)."""
+    out, err = tmp_path / "cli.out", tmp_path / "cli.err"
+    with open(out, "w") as fo, open(err, "w") as fe:
+        code = subprocess.run([*CLI, "--root", state_root, *argv], stdin=subprocess.DEVNULL,
+                              stdout=fo, stderr=fe, timeout=60).returncode
+    return Result(code, out.read_text(), err.read_text())
+
+
+def one_error_line(res: Result, *needles: str) -> None:
+    assert res.returncode != 0, res
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("containerkit: "), res
+    for needle in needles:
+        assert needle in lines[0], res
+
+
+def test_cli_exec_status_output_and_flags(make_bundle: Callable[..., str], state_root: str,
+                                          tmp_path: Path) -> None:
+    with running(make_bundle, state_root, "exec-cli") as c:
+        res = cli(state_root, tmp_path, "exec", "exec-cli", "sh", "-c", "echo hi; exit 3")
+        assert res == (3, "hi\n", ""), res
+        res = cli(state_root, tmp_path, "exec", "exec-cli", "sh", "-c", "kill -TERM $$")
+        assert res.returncode == 128 + signal.SIGTERM, res
+        res = cli(state_root, tmp_path, "exec", "--cwd", "/tmp", "-e", "A=b", "--env=C=d",
+                  "-u", "1000:1001", "-g", "5", "--additional-gids", "6",
+                  "--cap", "CAP_KILL", "-c", "CAP_CHOWN", "--no-new-privs", "exec-cli",
+                  "sh", "-c", "echo $(pwd) $A $C $(id -u):$(id -g):$(id -G); "
+                  "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status")
+        assert res.returncode == 0, res
+        assert res.stdout.startswith("/tmp b d 1000:1001:1001 5 6\n"), res
+        assert "CAP_CHOWN" not in c.spec.process.capabilities.bounding  # type: ignore
+        assert status_field(res.stdout, "NoNewPrivs") == "1"
+        # a non-root uid keeps no effective capability across execve unless ambient
+        assert status_field(res.stdout, "CapEff") == "0000000000000000"
+        assert int(status_field(res.stdout, "CapBnd"), 16) & 0b100001 == 0b100001
+
+
+def test_cli_exec_process_file_detach_and_pid_file(make_bundle: Callable[..., str],
+                                                   state_root: str, tmp_path: Path) -> None:
+    doc = {"args": ["sleep", "1000"], "cwd": "/", "env": ["PATH=/bin"],
+           "user": {"uid": 0, "gid": 0}}
+    (tmp_path / "process.json").write_text(json.dumps(doc))
+    pid_file = tmp_path / "exec.pid"
+    with running(make_bundle, state_root, "exec-cli-d") as c:
+        res = cli(state_root, tmp_path, "exec", "--process", str(tmp_path / "process.json"),
+                  "--detach", "--pid-file", str(pid_file), "exec-cli-d")
+        assert res == (0, "", ""), res
+        pid = int(pid_file.read_text())
+        assert sorted(c.processes()) == sorted([c.pid, pid])
+        for n in NS:
+            assert os.readlink(f"/proc/{pid}/ns/{n}") == os.readlink(f"/proc/{c.pid}/ns/{n}")
+        assert [f for f in os.listdir(tmp_path) if f.startswith("exec.pid.")] == []
+        res = cli(state_root, tmp_path, "ps", "--format", "json", "exec-cli-d")
+        assert res.returncode == 0 and sorted(json.loads(res.stdout)) == sorted(c.processes())
+        res = cli(state_root, tmp_path, "ps", "exec-cli-d")
+        lines = res.stdout.splitlines()
+        assert res.returncode == 0 and lines[0].split()[:2] == ["UID", "PID"], res
+        assert sorted(int(line.split()[1]) for line in lines[1:]) == sorted([c.pid, pid])
+        res = cli(state_root, tmp_path, "ps", "exec-cli-d", "-o", "pid,args")
+        assert res.returncode == 0, res
+        assert sorted(line.split(None, 1)[1] for line in res.stdout.splitlines()[1:]) == \
+            ["sleep 1000", "sleep 1000"]
+    # delete killed the detached process with the cgroup (its parent, the CLI, is gone)
+    assert not os.path.exists(f"/proc/{pid}/ns") or proc_state(pid) in ("Z", "")
+
+
+def test_cli_exec_forwards_signals(make_bundle: Callable[..., str], state_root: str,
+                                   tmp_path: Path) -> None:
+    with running(make_bundle, state_root, "exec-cli-sig") as c:
+        r, w = os.pipe()
+        cmd = [*CLI, "--root", state_root, "exec", "exec-cli-sig", "sh", "-c",
+               "trap 'echo got; exit 7' TERM; echo ready; while :; do sleep 0.05; done"]
+        with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=w) as proc:
+            os.close(w)
+            with os.fdopen(r, "rb") as f:
+                assert f.readline() == b"ready\n"
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 7
+                assert f.read() == b"got\n"
+        assert c.processes() == [c.pid]
+
+
+@pytest.mark.parametrize("flags,command,needles", [
+    ([], ["true"], ("cannot exec in container", "it is created, not running")),
+    (["--cap", "CAP_NOPE"], ["true"], ("--cap CAP_NOPE: unknown capability",)),
+    ([], ["no-such-program"], ("no such file or directory",)),
+    (["--pid-file", "/nonexistent/dir/pid"], ["sleep", "100"],
+     ("--pid-file", "/nonexistent", "no such file or directory")),
+    (["-t"], ["sh"], ("terminals are not supported yet",)),
+    (["--preserve-fds", "1"], ["sh"], ("--preserve-fds",)),
+    (["--apparmor", "x"], ["sh"], ("--apparmor", "apparmor is not enabled on this host")),
+    (["--process-label", "x"], ["sh"], ("--process-label", "selinux")),
+    (["-u", "root"], ["sh"], ("--user 'root': expected UID[:GID]",)),
+    (["--process", "/nonexistent.json"], [], ("--process /nonexistent.json: no such file",)),
+    ([], [], ("a command is required",)),
+])
+def test_cli_exec_bad_input(make_bundle: Callable[..., str], state_root: str,
+                            tmp_path: Path, flags: list[str], command: list[str],
+                            needles: tuple[str, ...]) -> None:
+    config = Bundle(make_bundle(SLEEPER), id="exec-cli-bad", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        if "created" not in needles[-1]:
+            c.start()
+        before = c.processes()
+        res = cli(state_root, tmp_path, "exec", *flags, "exec-cli-bad", *command)
+        one_error_line(res, *needles)
+        assert c.processes() == before
+
+
+def test_cli_exec_and_ps_of_stopped_or_unknown_container(make_bundle: Callable[..., str],
+                                                         state_root: str,
+                                                         tmp_path: Path) -> None:
+    config = Bundle(make_bundle(["true"]), id="exec-cli-stopped", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        c.wait()
+        one_error_line(cli(state_root, tmp_path, "exec", "exec-cli-stopped", "true"),
+                       "cannot exec in container 'exec-cli-stopped': it is stopped, "
+                       "not running")
+        one_error_line(cli(state_root, tmp_path, "ps", "exec-cli-stopped"), "stopped")
+    one_error_line(cli(state_root, tmp_path, "exec", "nope", "true"), "does not exist")
+    one_error_line(cli(state_root, tmp_path, "ps", "nope"), "does not exist")
