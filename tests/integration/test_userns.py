@@ -464,15 +464,30 @@ def test_rootless_lifecycle_create_start_state_kill_delete(rootless_bundle: str)
     assert ck("state", cid).returncode == 1
 
 
-def test_rootless_refuses_resources_without_a_cgroup(rootless_bundle: str) -> None:
-    _edit_config(rootless_bundle, lambda c: c["linux"].update(
-        resources={"pids": {"limit": 10}}))
+@pytest.mark.parametrize("resources, field", [
+    ({"pids": {"limit": 10}}, "pids"),
+    ({"devices": [{"allow": False, "access": "rwm"},
+                  {"allow": False, "type": "c", "major": 1, "minor": 3}]}, "devices"),
+])
+def test_rootless_refuses_resources_without_a_cgroup(rootless_bundle: str,
+                                                     resources: dict[str, Any],
+                                                     field: str) -> None:
+    _edit_config(rootless_bundle, lambda c: c["linux"].update(resources=resources))
     state = os.path.join(os.path.dirname(rootless_bundle), "state")
     res = _as_nobody([*_cli(), "--root", state, "run", "rootless-res"], rootless_bundle)
     assert res.returncode == 1
     assert res.stderr.count("\n") == 1, res.stderr
-    assert "linux.resources.pids" in res.stderr and "delegat" in res.stderr
+    assert f"linux.resources.{field}" in res.stderr and "delegat" in res.stderr
     assert os.listdir(state) == []
+
+
+def test_rootless_accepts_the_default_deny_all_device_rule(rootless_bundle: str) -> None:
+    _edit_config(rootless_bundle, lambda c: (
+        c["linux"].update(resources={"devices": [{"allow": False, "access": "rwm"}]}),
+        c["process"].update(args=["true"])))
+    state = os.path.join(os.path.dirname(rootless_bundle), "state")
+    res = _as_nobody([*_cli(), "--root", state, "run", "rootless-deny"], rootless_bundle)
+    assert res.returncode == 0, res.stderr
 
 
 def test_rootless_refuses_a_map_of_another_uid(rootless_bundle: str) -> None:
