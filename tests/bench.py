@@ -121,16 +121,21 @@ def probe_sequence(argvs: list[list[str]], env: dict[str, str] | None = None) ->
 
 def probe(argv: list[str], env: dict[str, str] | None = None,
           timeout: float = 60.0) -> str | None:
-    """Run once with stderr captured: None when it worked, else the first error line."""
-    try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=timeout, env=env)
-    except FileNotFoundError:
-        return f"{argv[0]}: not installed"
-    except subprocess.TimeoutExpired:
-        return f"{argv[0]}: no exit after {timeout:.0f}s"
-    if proc.returncode != 0:
-        return f"{first_line(proc.stderr)} (exit {proc.returncode})"
+    """Run once with stderr captured: None when it worked, else the first error line.
+
+    stderr goes to a file, not a pipe: a ``create`` leaves an init that inherits it, and
+    reading a pipe to EOF would wait for that container to exit."""
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=err, timeout=timeout, env=env)
+        except FileNotFoundError:
+            return f"{argv[0]}: not installed"
+        except subprocess.TimeoutExpired:
+            return f"{argv[0]}: no exit after {timeout:.0f}s"
+        if proc.returncode != 0:
+            err.seek(0)
+            return f"{first_line(err.read())} (exit {proc.returncode})"
     return None
 
 
