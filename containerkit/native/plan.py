@@ -178,6 +178,8 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     user = ns_types.get("user")
     joins_user = user is not None and bool(user.path)
     id_maps = userns.check(linux, "user" in new, in_userns=joins_user)
+    if id_maps is not None:
+        userns.check_ids(spec, linux)
     time_ns = ns_types.get("time")
     offsets = timens.offsets_text(linux, "time" in new, time_ns is not None
                                   and bool(time_ns.path))

@@ -116,6 +116,31 @@ def _check(maps: list[oci.IDMapping], field: str, kind: str, privileged: bool,
     return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode()
 
 
+def check_ids(spec: oci.Spec, linux: oci.Linux) -> None:
+    """Every id the container takes inside a new user namespace must be mapped: the
+    process's user and groups, and uid=/gid= mount options (runc checks the same); the
+    kernel would refuse them only half-way through the setup, with EINVAL."""
+    def mapped(maps: list[oci.IDMapping], n: int) -> bool:
+        return any(m.container_id <= n < m.container_id + m.size for m in maps)
+
+    wanted: list[tuple[str, int, str]] = []
+    if spec.process is not None:
+        u = spec.process.user
+        wanted += [("process.user.uid", u.uid, "uid"), ("process.user.gid", u.gid, "gid")]
+        wanted += [(f"process.user.additionalGids[{i}]", g, "gid")
+                   for i, g in enumerate(u.additional_gids)]
+    for i, m in enumerate(spec.mounts):
+        for opt in m.options or ():
+            key, eq, value = opt.partition("=")
+            if eq and key in ("uid", "gid") and value.isdigit():
+                wanted.append((f"mounts[{i}].options {opt}", int(value), key))
+    for field, n, kind in wanted:
+        maps = linux.uid_mappings if kind == "uid" else linux.gid_mappings
+        if not mapped(maps, n):
+            raise SpecError(f"config.json: {field}: {kind} {n} is not mapped in "
+                            f"linux.{kind}Mappings")
+
+
 def _sysctl(name: str) -> str | None:
     try:
         with open(f"/proc/sys/{name}") as f:

@@ -228,6 +228,13 @@ def _many(n: int) -> list[dict[str, int]]:
         *[n for n in c["linux"]["namespaces"] if n["type"] != "user"],
         {"type": "user", "path": "/proc/1/ns/user"}]),
      r"linux\.uidMappings: set, but .* joined by path keeps its own maps"),
+    (lambda c: c["process"].update(user={"uid": 70000, "gid": 0}),
+     r"process\.user\.uid: uid 70000 is not mapped in linux\.uidMappings"),
+    (lambda c: c["process"].update(user={"uid": 0, "gid": 0, "additionalGids": [5, 65536]}),
+     r"process\.user\.additionalGids\[1\]: gid 65536 is not mapped in linux\.gidMappings"),
+    (lambda c: c["linux"].update(gidMappings=[{"containerID": 0, "hostID": HOST_BASE,
+                                               "size": 1}]),
+     r"mounts\[2\]\.options gid=5: gid 5 is not mapped in linux\.gidMappings"),
     (lambda c: c["process"].update(rlimits=[{
         "type": "RLIMIT_NOFILE", "soft": 1024,
         "hard": resource.getrlimit(resource.RLIMIT_NOFILE)[1] + 1}]),
