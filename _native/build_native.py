@@ -64,7 +64,8 @@ enum ck_opcode {
     CK_OP_INHERIT_FDS = 49,
     CK_OP_FORK_INIT = 50,
     CK_OP_MEMPOLICY = 51,
-    CK_OP_PRCTL = 52
+    CK_OP_PRCTL = 52,
+    CK_OP_SETSID = 53
 };
 
 struct ck_op {
@@ -752,7 +753,8 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   KEYRING s[0] = name; i[0] = permission bits to add
  *   PTY s[0] = ptmx path; i[0..2] = rows, cols, owner uid (-1: keep)
  *   CONSOLE s[0] = /dev/console path    SEND_PTY i[0] = sync fd
- *   SETCTTY                             INHERIT_FDS i[0] = first fd, i[1] = count */
+ *   SETCTTY                             INHERIT_FDS i[0] = first fd, i[1] = count
+ *   SETSID */
 /* sched_setattr(2) for process.scheduler: i = policy, flags, nice, priority; ids =
  * runtime, deadline, period as (low, high) 32-bit pairs (SCHED_DEADLINE only). */
 static int ck_sched(const long long *i, const unsigned int *ids, int nids)
@@ -1815,7 +1817,7 @@ static int ck_setctty(struct ck_child *child)
     if (peer < 0)
         return -EBADF;
     rc = (int)ck_sys(SYS_setsid, 0, 0, 0, 0, 0);
-    if (rc < 0)
+    if (rc < 0 && rc != -EPERM)         /* EPERM: a session leader already (SETSID) */
         return rc;
     for (k = 0; k < 3; k++)
         if (peer != k && (rc = (int)ck_sys(SYS_dup3, peer, k, 0, 0, 0)) < 0)
@@ -1956,6 +1958,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_SEND_PTY:       return ck_send_pty(child, (int)i[0]);
     case CK_OP_SETCTTY:        return ck_setctty(child);
     case CK_OP_INHERIT_FDS:    return ck_inherit_fds((int)i[0], (int)i[1]);
+    case CK_OP_SETSID:         return (int)ck_sys(SYS_setsid, 0, 0, 0, 0, 0);
     case CK_OP_SYNC:           return ck_sync((int)i[0], s[0], s[1]);
     case CK_OP_HOOK:           return ck_hook(op, child);
     case CK_OP_MEMPOLICY:      return ck_mempolicy((int)i[0], op->ids, op->nids);

@@ -305,9 +305,15 @@ def send_pty(sync_fd: int) -> Op:
 
 
 def set_ctty() -> Op:
-    """setsid, the pty's peer onto 0, 1 and 2, TIOCSCTTY: the terminal controls the
-    init's new session."""
+    """setsid (unless a session leader already), the pty's peer onto 0, 1 and 2,
+    TIOCSCTTY: the terminal controls the process's session."""
     return lib.CK_OP_SETCTTY, Args()
+
+
+def setsid() -> Op:
+    """setsid(2): the init leads a session (and process group) of its own, as runc's
+    does: signals from the caller's terminal reach it only through the runtime."""
+    return lib.CK_OP_SETSID, Args()
 
 
 def inherit_fds(first: int, count: int) -> Op:

@@ -244,6 +244,7 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         add("fork init", ops.fork_init(flags, sync_fd), detail=f"clone3 flags {flags:#x}")
     else:
         _join_steps(plan, ns_types, JOINABLE)
+    add("setsid", ops.setsid())         # as runc's init: a session of its own
     open_idmapped_mounts(plan, spec, bundle)   # kept by the init, like the ns to join
     hooks = spec.hooks or oci.Hooks()
     # the parent's work before pivot_root: netDevices, then prestart + createRuntime

@@ -7,18 +7,21 @@ from __future__ import annotations
 import array
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from containerkit import Bundle, NativeDriver, new_container
+from containerkit.busybox import make_rootfs
 from containerkit.errors import ContainerkitError
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -112,6 +115,40 @@ def test_without_devpts_terminal_is_an_error(make_bundle: Callable[..., str],
     with new_container(config, config.graph_driver(), NativeDriver()) as c:
         with pytest.raises(ContainerkitError, match="terminal.*/dev/ptmx"):
             c.create()
+
+
+@pytest.fixture
+def open_rootfs() -> Iterator[str]:
+    """A rootfs whose path a mapped root can walk (not under pytest's 0700 tmp)."""
+    path = tempfile.mkdtemp(prefix="ck-term-")
+    os.chmod(path, 0o755)
+    yield make_rootfs(os.path.join(path, "rootfs"))
+    shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("two_stage", [False, True])
+def test_init_leads_its_own_session_without_a_terminal(
+        make_bundle: Callable[..., str], state_root: str, tmp_path: Path, two_stage: bool,
+        request: pytest.FixtureRequest) -> None:
+    def edit(cfg: dict[str, Any]) -> None:     # the init forked by a first child
+        cfg["root"]["path"] = request.getfixturevalue("open_rootfs")
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] != "network"]
+        cfg["linux"]["namespaces"] += [{"type": "user"},
+                                       {"type": "network", "path": "/proc/self/ns/net"}]
+        cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [
+            {"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle = make_bundle(["/bin/sh", "-c", "cat /proc/1/stat"], edit if two_stage else None)
+    config = Bundle(bundle, id="term-session", root=state_root)
+    out = tmp_path / "stat"
+    with open(out, "wb") as f, new_container(config, config.graph_driver(),
+                                             NativeDriver()) as c:
+        c.stdout = f
+        c.create()
+        c.start()
+        assert c.wait() == 0
+    stat = out.read_text().rsplit(")", 1)[1].split()
+    assert (stat[2], stat[3], stat[4]) == ("1", "1", "0")    # pgrp, session (runc's), no tty
 
 
 # -- --console-socket ---------------------------------------------------------------------

@@ -157,7 +157,7 @@ def test_plan_waits_for_the_cgroup_only_without_clone_into_cgroup(tmp_path: Path
     assert "wait for cgroup" not in _plan_names(spec, str(tmp_path))
     names = _plan_names(spec, str(tmp_path), placed_in_cgroup=False)
     # before anything that depends on the cgroup (the cgroup namespace is unshared later)
-    assert names[:4] == ["reset signals", "stdio", "wait for cgroup", "fds"]
+    assert names[:5] == ["reset signals", "stdio", "wait for cgroup", "setsid", "fds"]
 
 
 def test_op_array_lays_out_every_step(tmp_path: Path) -> None:
