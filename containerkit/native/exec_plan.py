@@ -26,7 +26,7 @@ from __future__ import annotations
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
-from . import ops
+from . import ops, userns
 from .identity import process_steps
 from .plan import Plan, _candidates, _lsm_refusal
 from .seccomp import compile_filter
@@ -84,6 +84,8 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     add("fds", ops.close_fds_except((*keep, init_pidfd)))
     if ns_flags:
         add("setns", ops.setns(init_pidfd, ns_flags), detail="the container's namespaces")
+    if ns_flags & s.CLONE_NEWUSER:
+        userns.enter_steps(plan, init_pidfd)     # root there, as the init (userns.py)
     add("fds", ops.close_fds_except(keep))       # the pidfd is a handle of the host's
     if proc.oom_score_adj is not None:
         add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",

@@ -17,6 +17,11 @@ from typing import NamedTuple
 
 from .. import spec as oci
 from ..errors import ContainerkitError, SpecError, UnsupportedError
+from . import ops
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .plan import Plan
 
 MAX_LINES = 340          # UID_GID_MAP_MAX_EXTENTS
 ID_LIMIT = 1 << 32       # ids are u32 and (u32)-1 is never valid
@@ -206,6 +211,23 @@ def setgroups_denied(ns_path: str) -> bool:
             return f.read().strip() == "deny"
     except OSError:
         return False
+
+
+def enter_steps(plan: Plan, init_pidfd: int) -> None:
+    """For a process exec'd into a container with a user namespace, right after its
+    setns: become root of that namespace like the init (else it would keep the caller's
+    host uid, unmapped there: host root's owner rights on the host's files), and skip
+    setgroups where the namespace denies it."""
+    plan.in_userns = True
+    pid = ""
+    try:
+        with open(f"/proc/self/fdinfo/{init_pidfd}") as f:
+            pid = next((line.split()[1] for line in f if line.startswith("Pid:")), "")
+        with open(f"/proc/{pid}/setgroups") as f:
+            plan.setgroups_denied = f.read().strip() == "deny"
+    except OSError:
+        pass
+    plan.add("user namespace", ops.become_root(), detail="setresuid/setresgid 0")
 
 
 def write(pid: int, maps: IdMaps) -> None:

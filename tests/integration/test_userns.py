@@ -253,6 +253,38 @@ def test_bad_mappings_are_refused_before_the_clone(userns_bundle: Callable[..., 
     assert re.search(match, msg), msg
 
 
+def test_exec_becomes_root_of_the_user_namespace(userns_bundle: Callable[..., str],
+                                                 state_root: str, open_dir: str) -> None:
+    """A process exec'd into the container is root of its user namespace (the mapped
+    host uid), not the caller's host uid left unmapped: files it makes on the host
+    belong to the mapped uid."""
+    shared = tempfile.mkdtemp(prefix="exec-", dir=open_dir)
+    os.chown(shared, HOST_BASE, HOST_BASE)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": shared,
+                              "options": ["rbind", "rw"]})
+
+    config = Bundle(userns_bundle(["sleep", "60"], edit), id="userns-exec", root=state_root)
+    from containerkit import spec as oci
+
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        r, w = os.pipe()
+        proc = c.new_process(oci.Process(args=["sh", "-c", "id -u; id -g; touch /data/e"],
+                                         cwd="/"), stdout=w, stderr=w)
+        os.close(w)
+        status = proc.wait()
+        with os.fdopen(r) as f:
+            out = f.read()
+        c.delete(force=True)
+    assert status == 0, out
+    assert out == "0\n0\n"
+    st = os.stat(os.path.join(shared, "e"))
+    assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
+
+
 # -- joining by path -------------------------------------------------------------------
 
 
