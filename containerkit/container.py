@@ -42,7 +42,8 @@ class ExecutionDriver(Protocol):
     def delete(self, container: Container) -> None: ...
 
     def exec(self, container: Container, proc: oci.Process,
-             stdio: tuple[Stdio, Stdio, Stdio], hold_fd: int = -1) -> Process: ...
+             stdio: tuple[Stdio, Stdio, Stdio], *, console_socket: str | None = None,
+             preserve_fds: int = 0, listen_fds: int = 0, hold_fd: int = -1) -> Process: ...
 
 
 class Container:
@@ -192,17 +193,24 @@ class Container:
 
     def new_process(self, process_spec: oci.Process, stdin: Stdio = None,
                     stdout: Stdio = None, stderr: Stdio = None, *,
-                    _hold_fd: int = -1) -> Process:
+                    console_socket: str | None = None, preserve_fds: int = 0,
+                    listen_fds: int = 0, _hold_fd: int = -1) -> Process:
         """Run another process in the running container (the seed's NewProcess, runc
         ``exec``): all of its namespaces, its cgroup and root, with ``process_spec``'s
         own user, capabilities, rlimits, env and cwd, and the container's seccomp filter.
         Returns once it exec'd (a failed step raises, leaving nothing). When this Python
         process created it, ``wait()`` gives its status; ``delete`` kills and reaps it.
 
+        ``process_spec.terminal``: the pty master goes to ``console_socket`` (a unix
+        socket path, as runc's), else it is the returned process's ``terminal``.
+        ``preserve_fds``: this process's fds 3..3+N-1 cross over, the first
+        ``listen_fds`` of them as socket activation (LISTEN_FDS).
         ``_hold_fd`` is for tests only: see ``native.exec_plan.build_exec``."""
         with self.statedir:
             self._expect(("running",), "exec in")
             process = self.driver.exec(self, process_spec, (stdin, stdout, stderr),
+                                       console_socket=console_socket,
+                                       preserve_fds=preserve_fds, listen_fds=listen_fds,
                                        hold_fd=_hold_fd)
         self._execs.append(process)
         return process

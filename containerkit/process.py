@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import select
 import signal as _signal
+from typing import IO
 
 
 def proc_start_time(pid: int) -> int:
@@ -51,6 +52,7 @@ class Process:
         self.is_child = is_child
         self.start_time = start_time or proc_start_time(pid)
         self.returncode: int | None = None
+        self.terminal: IO[bytes] | None = None   # an exec'd process's pty master (no socket)
 
     @classmethod
     def attach(cls, pid: int, start_time: int) -> Process | None:

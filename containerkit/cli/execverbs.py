@@ -1,9 +1,9 @@
 """``exec`` and ``ps``: another process in a running container, and its process list.
 
 Flags and behaviour are runc's: ``exec`` takes the process from ``--process FILE`` (the
-other process flags are then ignored, as runc ignores them) or builds it from the
-container's own ``process`` with the command line's args and overrides. In the
-foreground it waits and exits with the process's status (128+N for signal N),
+other process flags are then ignored, as runc ignores them, but for ``--tty``) or builds
+it from the container's own ``process`` with the command line's args and overrides. In
+the foreground it waits and exits with the process's status (128+N for signal N),
 forwarding the signals ``run`` forwards; ``--detach`` returns once the process exec'd,
 leaving it to the caller's subreaper (conmon and containerd-shim are subreapers).
 """
@@ -30,13 +30,12 @@ if TYPE_CHECKING:
 # -- exec ---------------------------------------------------------------------------------
 
 def add_exec(parser: Any) -> None:
-    parser.add_argument("--console-socket", default="",
-                        help="AF_UNIX socket for the console (with --tty; not supported yet)")
+    parser.add_argument("--console-socket", default="", metavar="PATH",
+                        help="AF_UNIX socket that receives the pty master (with --tty)")
     parser.add_argument("--cwd", default="", help="current working directory in the container")
     parser.add_argument("-e", "--env", action="append", default=[],
                         help="set an environment variable (KEY=VALUE; repeatable)")
-    parser.add_argument("-t", "--tty", action="store_true",
-                        help="allocate a pseudo-TTY (not supported yet)")
+    parser.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     parser.add_argument("-u", "--user", default="", help="UID[:GID] (numbers)")
     parser.add_argument("-g", "--additional-gids", action="append", default=[],
                         help="an additional gid (repeatable)")
@@ -51,7 +50,8 @@ def add_exec(parser: Any) -> None:
     parser.add_argument("-c", "--cap", action="append", default=[],
                         help="add a capability to the process's sets (repeatable)")
     parser.add_argument("--preserve-fds", type=_count, default=0, metavar="N",
-                        help="pass N additional file descriptors (only 0 for now)")
+                        help="pass N additional file descriptors (3..3+N-1; after the "
+                        "socket-activation ones when LISTEN_FDS is for this process)")
     parser.add_argument("--cgroup", action="append", default=[],
                         help="run in a sub-cgroup (not supported yet)")
     parser.add_argument("--ignore-paused", action="store_true",
@@ -68,11 +68,6 @@ def _count(text: str) -> int:
 
 
 def _refuse_unsupported(args: Any) -> None:
-    if args.tty or args.console_socket:
-        raise UnsupportedError("exec --tty/--console-socket: terminals are not supported yet")
-    if args.preserve_fds:
-        raise UnsupportedError("exec --preserve-fds: passing extra file descriptors is not "
-                               "supported yet")
     if args.cgroup:
         raise UnsupportedError("exec --cgroup: sub-cgroups are not supported yet")
     if args.ignore_paused:
@@ -116,7 +111,7 @@ def build_process(args: Any, base: oci.Process | None) -> oci.Process:
         raise UsageError("exec: a command is required unless --process is given")
     doc: dict[str, Any] = base.to_dict() if base is not None else {"cwd": "/"}
     doc["args"] = list(args.command)
-    doc["terminal"] = False
+    doc["terminal"] = bool(args.tty)
     doc["env"] = list(doc.get("env") or []) + list(args.env)
     if args.cwd:
         doc["cwd"] = args.cwd
@@ -201,7 +196,7 @@ def _kill(process: Process) -> None:
 
 
 def do_exec(args: Any, ctx: Context) -> int:
-    from .lifecycle import FORWARDED, _load
+    from .lifecycle import FORWARDED, _load, check_terminal, passed_fds
 
     _refuse_unsupported(args)
     container: Container = _load(ctx, args.id)
@@ -209,9 +204,15 @@ def do_exec(args: Any, ctx: Context) -> int:
         proc = build_process(args, None)
     else:
         proc = build_process(args, container.spec.process)
+    if args.tty:
+        proc.terminal = True
+    check_terminal(proc.terminal, args.detach, args.console_socket)
+    total, listen = passed_fds(ctx, args.preserve_fds)
     forwarder = None if args.detach else _Forwarder(FORWARDED)
     try:
-        process = container.new_process(proc)
+        process = container.new_process(
+            proc, console_socket=os.path.abspath(args.console_socket)
+            if args.console_socket else None, preserve_fds=total, listen_fds=listen)
         try:
             if args.pid_file:
                 _write_pid_file(args.pid_file, process)
@@ -222,6 +223,11 @@ def do_exec(args: Any, ctx: Context) -> int:
         if forwarder is None:
             return 0
         forwarder.forward_to(process)
+        if process.terminal is not None:    # exec -t: this process is the terminal
+            from ..native.console import relay
+
+            relay(process.terminal.fileno(), 0, 1, process.pidfd)
+            process.terminal.close()
         code = process.wait()
     finally:
         if forwarder is not None:

@@ -219,12 +219,17 @@ class NativeDriver:
                 sock.close()
 
     def exec(self, container: Container, proc: oci.Process,
-             stdio: tuple[Stdio, Stdio, Stdio] = (None, None, None),
-             hold_fd: int = -1) -> Process:
+             stdio: tuple[Stdio, Stdio, Stdio] = (None, None, None), *,
+             console_socket: str | None = None, preserve_fds: int = 0,
+             listen_fds: int = 0, hold_fd: int = -1) -> Process:
         """Run ``proc`` inside the running container: its namespaces, cgroup and root
         (``exec_plan.py`` says how and in which order). Returns once the child exec'd;
-        raises (with nothing left behind) when a step failed. ``hold_fd``: see
-        ``exec_plan.build_exec`` (tests only): returns while the child waits on it."""
+        raises (with nothing left behind) when a step failed.
+
+        With ``proc.terminal`` the pty master goes to ``console_socket``, or else to the
+        returned process's ``terminal``. ``preserve_fds``/``listen_fds``: see
+        ``exec_plan.build_exec``; ``hold_fd`` too (tests only): returns while the child
+        waits on it."""
         from .exec_plan import NAMESPACE_FILES, build_exec
         from .ops import OpArray
 
@@ -236,16 +241,24 @@ class NativeDriver:
         for name, flag in NAMESPACE_FILES.items():
             if not _same_namespace(pid, name):
                 ns_flags |= flag
-        cgroup = Cgroup(_init_cgroup(pid, container.cgroup_path))
+        # a rootless container may have no cgroup of its own: then nor does the process
+        cgroup = Cgroup(_init_cgroup(pid, container.cgroup_path)) \
+            if container.cgroup_path else None
+        console_sock = None
+        if proc.terminal and console_socket:
+            from .console import connect
+
+            console_sock = connect(console_socket)      # fails before anything is made
         fds: list[int] = []
         parent_sock, child_sock = sync.channel()
         try:
-            pidns_fd = -1
+            pidns_fd = cgroup_fd = -1
             if not _same_namespace(pid, "pid"):
                 pidns_fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
                 fds.append(pidns_fd)
-            cgroup_fd = os.open(cgroup.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            fds.append(cgroup_fd)
+            if cgroup is not None:
+                cgroup_fd = os.open(cgroup.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                fds.append(cgroup_fd)
             if not init.alive():    # the /proc files opened above may be of a recycled pid
                 raise InvalidState(f"cannot exec in container {container.id!r}: its init "
                                    "exited")
@@ -253,39 +266,60 @@ class NativeDriver:
             plan = build_exec(container.spec, proc, init_pidfd=init.pidfd, ns_flags=ns_flags,
                               sync_fd=child_sock.fileno(),
                               stdio=(_fd(stdio[0], 0), _fd(stdio[1], 1), _fd(stdio[2], 2)),
-                              placed_in_cgroup=into_cgroup, hold_fd=hold_fd)
+                              placed_in_cgroup=into_cgroup or cgroup is None,
+                              preserve_fds=preserve_fds, listen_fds=listen_fds,
+                              hold_fd=hold_fd)
             ops = OpArray(plan.steps)
             child, pidfd, placed, _ = syscalls.spawn(
                 0, cgroup_fd if into_cgroup else -1, ops.ops, child_sock.fileno(),
                 share_mm=False, pidns_fd=pidns_fd)
         except BaseException:
             parent_sock.close()
+            if console_sock is not None:
+                console_sock.close()
             raise
         finally:
             child_sock.close()
             for fd in fds:
                 os.close(fd)
         process = Process(child, pidfd, is_child=True)
+        master = -1
         try:
-            if not placed:
+            if cgroup is not None and not placed:
                 cgroup.add(child)
-                parent_sock.send(sync.CGROUP)
-            msg = sync.read_message(parent_sock)
-            if msg.startswith(sync.ERROR + b"\0"):
-                try:
-                    sync.raise_if_error(msg)
-                except SetupError as e:
-                    raise _exec_error(container, e) from None
+                sync.send(parent_sock, sync.CGROUP)
+            try:
+                if proc.terminal:
+                    master = sync.expect_console(parent_sock)
+                if plan.seccomp_listener is not None:
+                    _hand_over_listener(container, plan.seccomp_listener, parent_sock,
+                                        child, "running")
+                msg = sync.read_message(parent_sock)
+                sync.raise_if_error(msg)
+            except SetupError as e:
+                raise _exec_error(container, e) from None
             if msg not in (b"", sync.CREATED) or (msg == sync.CREATED and hold_fd < 0):
                 raise ContainerkitError(f"exec in container {container.id!r}: unexpected "
                                         f"message {msg[:40]!r} from the child")
+            if console_sock is not None:
+                from .console import send_master
+
+                send_master(console_sock, master)
+                os.close(master)
+                master = -1
         except BaseException:
+            if master >= 0:
+                os.close(master)
             if process.alive():
                 process.signal(signal.SIGKILL)
             process.wait()
             raise
         finally:
             parent_sock.close()
+            if console_sock is not None:
+                console_sock.close()
+        if master >= 0:
+            process.terminal = open(master, "r+b", buffering=0)  # noqa: SIM115
         return process
 
     def delete(self, container: Container) -> None:
@@ -448,7 +482,7 @@ def _may_create(cgroup: Cgroup) -> bool:
 
 
 def _hand_over_listener(container: Container, sec: oci.Seccomp, sock: _socket.socket,
-                        pid: int) -> None:
+                        pid: int, status: str = "creating") -> None:
     """The init sends its seccomp notify fd (SECCOMP + SCM_RIGHTS): give it to the agent
     at listenerPath with the container process state, then let the init go on."""
     from socket import MSG_CMSG_CLOEXEC, recv_fds
@@ -466,7 +500,7 @@ def _hand_over_listener(container: Container, sec: oci.Seccomp, sock: _socket.so
         if msg != sync.SECCOMP or len(fds) != 1:
             raise ContainerkitError(f"container init: expected SECCOMP and a listener fd on "
                                     f"the sync socket, got {msg[:40]!r}")
-        send_to_listener(sec, _hook_state(container, "creating", pid), fds[0])
+        send_to_listener(sec, _hook_state(container, status, pid), fds[0])
     finally:
         for fd in fds:
             os.close(fd)

@@ -9,10 +9,11 @@ then, in C:
    the host's). Non-dumpable, /proc/<pid>/{exe,fd,mem,...} and ptrace need
    CAP_SYS_PTRACE over it, which a process of the container lacks unless it was given
    it (the CVE-2019-5736 class). Dumpable is per mm: never the shared-mm child.
-2. setns(pidfd of the init, all the namespaces it has that differ from ours): one call
-   that joins them together, the user namespace first (Linux 5.8). Joining the mount
-   namespace moves root and cwd to its root, which is the container's ``/`` (it was
-   pivoted into). The pidfd is closed right after.
+2. oom_score_adj (with the caller's capabilities still), then setns(pidfd of the init,
+   all the namespaces it has that differ from ours): one call that joins them together,
+   the user namespace first (Linux 5.8). Joining the mount namespace moves root and cwd
+   to its root, which is the container's ``/`` (it was pivoted into). The pidfd is
+   closed right after. A terminal is made then, from the container's /dev/ptmx.
 3. The process's own identity, as for the init (``identity.process_steps``): cwd,
    rlimits, bounding set, user and groups, capabilities, no_new_privs, and the
    container's ``linux.seccomp`` (as runc applies it to exec'd processes).
@@ -25,11 +26,12 @@ from __future__ import annotations
 
 from .. import spec as oci
 from .. import syscalls as s
-from ..errors import SpecError, UnsupportedError
+from ..errors import ContainerkitError, SpecError, UnsupportedError
 from . import ops, userns
+from .console import console_steps
 from .identity import process_steps
 from .plan import Plan, _candidates, _lsm_refusal
-from .seccomp import compile_filter
+from .seccomp import load_op
 
 PR_SET_DUMPABLE = 4
 
@@ -45,8 +47,6 @@ def check_process(proc: oci.Process, where: str = "process") -> None:
     """Refuse what an exec'd process cannot have here (never run with less isolation)."""
     if not proc.args:
         raise SpecError(f"{where}.args: must name the program to run")
-    if proc.terminal:
-        raise UnsupportedError(f"{where}.terminal: terminals are not supported yet")
     if proc.command_line:
         raise SpecError(f"{where}.commandLine: is for Windows only")
     if proc.apparmor_profile:
@@ -62,10 +62,15 @@ def check_process(proc: oci.Process, where: str = "process") -> None:
 
 def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: int,
                sync_fd: int, stdio: tuple[int, int, int], placed_in_cgroup: bool = True,
-               hold_fd: int = -1) -> Plan:
+               preserve_fds: int = 0, listen_fds: int = 0, hold_fd: int = -1) -> Plan:
     """The exec'd child's steps. ``spec`` is the container's (for ``linux.seccomp`` and
     ``linux.personality``), ``proc`` the process to run; ``ns_flags`` the namespaces of
     the init (``init_pidfd``) to join, the pid namespace excepted (joined at the clone).
+
+    ``preserve_fds``: fds 3..3+N-1 of the caller cross over (runc's --preserve-fds), the
+    first ``listen_fds`` of them socket-activation fds (LISTEN_FDS). ``proc.terminal``:
+    a pty from the container's /dev/ptmx becomes the process's controlling terminal and
+    stdio, its master goes to the parent (CONSOLE); unlike the init's, no /dev/console.
 
     ``hold_fd`` (tests only): after every step but execve, send CREATED on the sync
     socket and wait for one byte on ``hold_fd``, so that a test can look at the process
@@ -74,35 +79,55 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     check_process(proc)
     linux = spec.linux
     plan = Plan(clone_flags=0)
+    plan.sync_fd = sync_fd
     add = plan.add
+    passed = range(3, 3 + preserve_fds)
+    if not 0 <= listen_fds <= preserve_fds:
+        raise ContainerkitError(f"listen_fds {listen_fds}: must be among the "
+                                f"{preserve_fds} preserved fds")
+    keep = (sync_fd,) if hold_fd < 0 else (sync_fd, hold_fd)
+    ours = [fd for fd in (*keep, init_pidfd) if fd in passed]
+    if ours:
+        raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {ours[0]} is the "
+                                "runtime's own, not the caller's (was it open?)")
     add("reset signals", ops.reset_signals())
     add("dumpable", ops.prctl(PR_SET_DUMPABLE, 0), detail="PR_SET_DUMPABLE 0")
-    add("stdio", ops.stdio(stdio))
-    keep = (sync_fd,) if hold_fd < 0 else (sync_fd, hold_fd)
+    if not proc.terminal:           # with a terminal, the pty's peer becomes 0, 1 and 2
+        add("stdio", ops.stdio(stdio))
     if not placed_in_cgroup:
         add("wait for cgroup", ops.wait_parent(sync_fd))
-    add("fds", ops.close_fds_except((*keep, init_pidfd)))
+    add("fds", ops.close_fds_except((*keep, init_pidfd, *passed)))
+    if proc.oom_score_adj is not None:
+        # while this process has the caller's capabilities (a joined user namespace
+        # would leave it none over the host's)
+        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
+                                          str(proc.oom_score_adj).encode()),
+            detail=str(proc.oom_score_adj))
     if ns_flags:
         add("setns", ops.setns(init_pidfd, ns_flags), detail="the container's namespaces")
     if ns_flags & s.CLONE_NEWUSER:
         userns.enter_steps(plan, init_pidfd)     # root there, as the init (userns.py)
-    add("fds", ops.close_fds_except(keep))       # the pidfd is a handle of the host's
-    if proc.oom_score_adj is not None:
-        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
-                                          str(proc.oom_score_adj).encode()),
-            detail=str(proc.oom_score_adj))
+    add("fds", ops.close_fds_except((*keep, *passed)))   # the pidfd is the host's handle
+    if proc.terminal:
+        plan.steps += [step for step in console_steps(proc, sync_fd)
+                       if step.code != ops.lib.CK_OP_CONSOLE]     # /dev/console: init's
     process_steps(plan, spec, proc)
-    add("fds", ops.cloexec_from(3))
+    add("fds", ops.cloexec_from(3 + preserve_fds))
+    if preserve_fds:
+        add("preserve fds", ops.inherit_fds(3, preserve_fds), detail=f"3..{2 + preserve_fds}")
     env: dict[bytes, bytes] = {}       # the last of a repeated name wins, as in runc
     for i, e in enumerate(proc.env):
         key, eq, value = e.partition("=")
         if not eq or not key:
             raise SpecError(f"process.env[{i}]: {e!r} is not KEY=VALUE")
         env[key.encode()] = value.encode()
+    if listen_fds:
+        env[b"LISTEN_FDS"] = str(listen_fds).encode()
+        env[b"LISTEN_PID"] = b"1"       # what runc passes, for exec'd processes too
     add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
         detail=repr(proc.args[0]))
     if linux is not None and linux.seccomp is not None and proc.no_new_privileges:
-        add("seccomp", ops.seccomp(*compile_filter(linux.seccomp)), detail="load filter")
+        add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
     if hold_fd >= 0:
         add("hold", ops.report_created_and_wait(sync_fd, hold_fd), detail="test hold")
     umask = proc.user.umask if proc.user.umask is not None else 0o022

@@ -271,7 +271,7 @@ def test_exec_refused_unless_running(make_bundle: Callable[..., str], state_root
     ({"capabilities": {"effective": ["CAP_NOPE"]}}, SpecError, "CAP_NOPE"),
     ({"apparmorProfile": "x"}, UnsupportedError, "apparmorProfile"),
     ({"selinuxLabel": "x"}, UnsupportedError, "selinuxLabel"),
-    ({"terminal": True}, UnsupportedError, "terminal"),
+    ({"execCPUAffinity": {"final": "0"}}, UnsupportedError, "execCPUAffinity"),
     ({"cwd": "tmp"}, SpecError, "cwd"),
     ({"cwd": "/no/such/dir"}, SetupError, "cwd /no/such/dir: No such file or directory"),
     ({"env": ["NOEQUALS"]}, SpecError, "process.env"),
@@ -388,8 +388,11 @@ def test_cli_exec_forwards_signals(make_bundle: Callable[..., str], state_root: 
     ([], ["no-such-program"], ("no such file or directory",)),
     (["--pid-file", "/nonexistent/dir/pid"], ["sleep", "100"],
      ("--pid-file", "/nonexistent", "no such file or directory")),
-    (["-t"], ["sh"], ("terminals are not supported yet",)),
-    (["--preserve-fds", "1"], ["sh"], ("--preserve-fds",)),
+    (["-t", "-d"], ["sh"], ("cannot allocate tty if containerkit will detach without",)),
+    (["--console-socket", "/nonexistent.sock"], ["sh"], ("cannot use console socket",)),
+    (["-t", "-d", "--console-socket", "/nonexistent.sock"], ["sh"],
+     ("console socket /nonexistent.sock: no such file or directory",)),
+    (["--preserve-fds", "40"], ["sh"], ("--preserve-fds 40: fd", "is not open")),
     (["--apparmor", "x"], ["sh"], ("--apparmor", "apparmor is not enabled on this host")),
     (["--process-label", "x"], ["sh"], ("--process-label", "selinux")),
     (["-u", "root"], ["sh"], ("--user 'root': expected UID[:GID]",)),
@@ -424,3 +427,82 @@ def test_cli_exec_and_ps_of_stopped_or_unknown_container(make_bundle: Callable[.
         one_error_line(cli(state_root, tmp_path, "ps", "exec-cli-stopped"), "stopped")
     one_error_line(cli(state_root, tmp_path, "exec", "nope", "true"), "does not exist")
     one_error_line(cli(state_root, tmp_path, "ps", "nope"), "does not exist")
+
+
+def _read_pty(master: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:             # EIO: every copy of the peer is closed
+            return out
+        if not data:
+            return out
+        out += data
+
+
+def test_exec_with_a_terminal(make_bundle: Callable[..., str], state_root: str) -> None:
+    with running(make_bundle, state_root, "exec-tty") as c:
+        before = open(f"/proc/{c.pid}/mountinfo").read()
+        p = c.new_process(process(sh("""
+            tty; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-tty
+            ps -o pid,tty | grep "^ *$$ " | tr -s ' '
+            """), terminal=True, consoleSize={"height": 30, "width": 100}))
+        assert p.terminal is not None
+        out = _read_pty(p.terminal.fileno()).decode()
+        p.terminal.close()
+        assert p.wait() == 0, out
+        assert out.startswith("/dev/pts/"), out
+        assert "all-tty" in out
+        # no /dev/console bind for an exec'd process (that is the init's)
+        assert open(f"/proc/{c.pid}/mountinfo").read() == before
+
+
+def test_cli_exec_tty_console_socket_and_preserved_fds(make_bundle: Callable[..., str],
+                                                       state_root: str,
+                                                       tmp_path: Path) -> None:
+    import array
+    import socket
+
+    with running(make_bundle, state_root, "exec-cli-tty") as c:
+        # a detached exec with a terminal: the master arrives on the console socket
+        path = str(tmp_path / "console.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(path)
+            server.listen(1)
+            res = cli(state_root, tmp_path, "exec", "-t", "-d", "--console-socket", path,
+                      "exec-cli-tty", "sh", "-c", "tty; read x; echo got $x")
+            assert res == (0, "", ""), res
+            conn, _ = server.accept()
+            with conn:
+                fds = array.array("i")
+                msg, anc, _, _ = conn.recvmsg(64, socket.CMSG_SPACE(fds.itemsize))
+                fds.frombytes(anc[0][2])
+            master = fds[0]
+            try:
+                assert msg == b"/dev/ptmx"
+                os.write(master, b"hello\n")
+                out = _read_pty(master).decode()
+            finally:
+                os.close(master)
+        assert out.startswith("/dev/pts/") and "got hello" in out, out
+        # the foreground exec -t relays between its stdio and the pty
+        proc = subprocess.run([*CLI, "--root", state_root, "exec", "-t", "exec-cli-tty",
+                               "sh", "-c", "tty; exit 6"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=60)
+        assert proc.returncode == 6, proc
+        assert proc.stdout.startswith(b"/dev/pts/"), proc
+        # --preserve-fds: fd 3 of the caller is fd 3 of the process
+        r, w = os.pipe()
+        os.write(w, b"through fd 3\n")
+        os.close(w)
+        try:
+            proc = subprocess.run([*CLI, "--root", state_root, "exec", "--preserve-fds", "1",
+                                   "exec-cli-tty", "sh", "-c", "cat <&3; ls /proc/self/fd"],
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                                  preexec_fn=lambda: os.dup2(r, 3), pass_fds=(3,))
+        finally:
+            os.close(r)
+        assert proc.returncode == 0, proc
+        assert proc.stdout.decode().startswith("through fd 3\n"), proc
+        assert c.processes() == [c.pid]
