@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,11 +49,16 @@ def running(make_bundle: Callable[..., str], state_root: str, cid: str,
             edit: Callable[[dict[str, Any]], None] | None = None,
             args: list[str] | None = None) -> Iterator[Container]:
     """A started container (deleted, with its exec'd processes, on the way out)."""
-    config = Bundle(make_bundle(args or SLEEPER, edit), id=cid, root=state_root)
+    config = Bundle(make_bundle(args or SLEEPER, edit), id=unique(cid), root=state_root)
     with new_container(config, config.graph_driver(), NativeDriver()) as c:
         c.create()
         c.start()
         yield c
+
+
+def unique(name: str) -> str:
+    """Container ids are global (cgroup paths): other runs of this file may be going on."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def process(args: list[str], **fields: Any) -> oci.Process:
@@ -167,7 +173,7 @@ def test_exec_looks_up_the_executable_in_the_containers_path(
         # the host has /bin/true too: only the container's PATH and root count
         status, out = exec_output(c, process(["busybox", "echo", "found"], env=["PATH=/bin"]))
         assert (status, out) == (0, "found\n")
-        with pytest.raises(SetupError, match="cannot exec in container 'exec-path': exec "
+        with pytest.raises(SetupError, match=f"cannot exec in container '{c.id}': exec "
                            "'python3': No such file or directory"):
             c.new_process(process(["python3"]))
 
@@ -255,10 +261,10 @@ def test_exec_between_setns_and_execve_is_not_dumpable(make_bundle: Callable[...
 
 
 def test_exec_refused_unless_running(make_bundle: Callable[..., str], state_root: str) -> None:
-    config = Bundle(make_bundle(["true"]), id="exec-state", root=state_root)
+    config = Bundle(make_bundle(["true"]), id=unique("exec-state"), root=state_root)
     with new_container(config, config.graph_driver(), NativeDriver()) as c:
         c.create()
-        with pytest.raises(InvalidState, match="cannot exec in container 'exec-state': "
+        with pytest.raises(InvalidState, match=f"cannot exec in container '{c.id}': "
                            "it is created, not running"):
             c.new_process(process(["true"]))
         c.start()
@@ -319,13 +325,13 @@ def one_error_line(res: Result, *needles: str) -> None:
 def test_cli_exec_status_output_and_flags(make_bundle: Callable[..., str], state_root: str,
                                           tmp_path: Path) -> None:
     with running(make_bundle, state_root, "exec-cli") as c:
-        res = cli(state_root, tmp_path, "exec", "exec-cli", "sh", "-c", "echo hi; exit 3")
+        res = cli(state_root, tmp_path, "exec", c.id, "sh", "-c", "echo hi; exit 3")
         assert res == (3, "hi\n", ""), res
-        res = cli(state_root, tmp_path, "exec", "exec-cli", "sh", "-c", "kill -TERM $$")
+        res = cli(state_root, tmp_path, "exec", c.id, "sh", "-c", "kill -TERM $$")
         assert res.returncode == 128 + signal.SIGTERM, res
         res = cli(state_root, tmp_path, "exec", "--cwd", "/tmp", "-e", "A=b", "--env=C=d",
                   "-u", "1000:1001", "-g", "5", "--additional-gids", "6",
-                  "--cap", "CAP_KILL", "-c", "CAP_CHOWN", "--no-new-privs", "exec-cli",
+                  "--cap", "CAP_KILL", "-c", "CAP_CHOWN", "--no-new-privs", c.id,
                   "sh", "-c", "echo $(pwd) $A $C $(id -u):$(id -g):$(id -G); "
                   "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status")
         assert res.returncode == 0, res
@@ -345,20 +351,20 @@ def test_cli_exec_process_file_detach_and_pid_file(make_bundle: Callable[..., st
     pid_file = tmp_path / "exec.pid"
     with running(make_bundle, state_root, "exec-cli-d") as c:
         res = cli(state_root, tmp_path, "exec", "--process", str(tmp_path / "process.json"),
-                  "--detach", "--pid-file", str(pid_file), "exec-cli-d")
+                  "--detach", "--pid-file", str(pid_file), c.id)
         assert res == (0, "", ""), res
         pid = int(pid_file.read_text())
         assert sorted(c.processes()) == sorted([c.pid, pid])
         for n in NS:
             assert os.readlink(f"/proc/{pid}/ns/{n}") == os.readlink(f"/proc/{c.pid}/ns/{n}")
         assert [f for f in os.listdir(tmp_path) if f.startswith("exec.pid.")] == []
-        res = cli(state_root, tmp_path, "ps", "--format", "json", "exec-cli-d")
+        res = cli(state_root, tmp_path, "ps", "--format", "json", c.id)
         assert res.returncode == 0 and sorted(json.loads(res.stdout)) == sorted(c.processes())
-        res = cli(state_root, tmp_path, "ps", "exec-cli-d")
+        res = cli(state_root, tmp_path, "ps", c.id)
         lines = res.stdout.splitlines()
         assert res.returncode == 0 and lines[0].split()[:2] == ["UID", "PID"], res
         assert sorted(int(line.split()[1]) for line in lines[1:]) == sorted([c.pid, pid])
-        res = cli(state_root, tmp_path, "ps", "exec-cli-d", "-o", "pid,args")
+        res = cli(state_root, tmp_path, "ps", c.id, "-o", "pid,args")
         assert res.returncode == 0, res
         assert sorted(line.split(None, 1)[1] for line in res.stdout.splitlines()[1:]) == \
             ["sleep 1000", "sleep 1000"]
@@ -370,7 +376,7 @@ def test_cli_exec_forwards_signals(make_bundle: Callable[..., str], state_root: 
                                    tmp_path: Path) -> None:
     with running(make_bundle, state_root, "exec-cli-sig") as c:
         r, w = os.pipe()
-        cmd = [*CLI, "--root", state_root, "exec", "exec-cli-sig", "sh", "-c",
+        cmd = [*CLI, "--root", state_root, "exec", c.id, "sh", "-c",
                "trap 'echo got; exit 7' TERM; echo ready; while :; do sleep 0.05; done"]
         with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=w) as proc:
             os.close(w)
@@ -402,13 +408,13 @@ def test_cli_exec_forwards_signals(make_bundle: Callable[..., str], state_root: 
 def test_cli_exec_bad_input(make_bundle: Callable[..., str], state_root: str,
                             tmp_path: Path, flags: list[str], command: list[str],
                             needles: tuple[str, ...]) -> None:
-    config = Bundle(make_bundle(SLEEPER), id="exec-cli-bad", root=state_root)
+    config = Bundle(make_bundle(SLEEPER), id=unique("exec-cli-bad"), root=state_root)
     with new_container(config, config.graph_driver(), NativeDriver()) as c:
         c.create()
         if "created" not in needles[-1]:
             c.start()
         before = c.processes()
-        res = cli(state_root, tmp_path, "exec", *flags, "exec-cli-bad", *command)
+        res = cli(state_root, tmp_path, "exec", *flags, c.id, *command)
         one_error_line(res, *needles)
         assert c.processes() == before
 
@@ -416,15 +422,15 @@ def test_cli_exec_bad_input(make_bundle: Callable[..., str], state_root: str,
 def test_cli_exec_and_ps_of_stopped_or_unknown_container(make_bundle: Callable[..., str],
                                                          state_root: str,
                                                          tmp_path: Path) -> None:
-    config = Bundle(make_bundle(["true"]), id="exec-cli-stopped", root=state_root)
+    config = Bundle(make_bundle(["true"]), id=unique("exec-cli-stopped"), root=state_root)
     with new_container(config, config.graph_driver(), NativeDriver()) as c:
         c.create()
         c.start()
         c.wait()
-        one_error_line(cli(state_root, tmp_path, "exec", "exec-cli-stopped", "true"),
-                       "cannot exec in container 'exec-cli-stopped': it is stopped, "
+        one_error_line(cli(state_root, tmp_path, "exec", c.id, "true"),
+                       f"cannot exec in container '{c.id}': it is stopped, "
                        "not running")
-        one_error_line(cli(state_root, tmp_path, "ps", "exec-cli-stopped"), "stopped")
+        one_error_line(cli(state_root, tmp_path, "ps", c.id), "stopped")
     one_error_line(cli(state_root, tmp_path, "exec", "nope", "true"), "does not exist")
     one_error_line(cli(state_root, tmp_path, "ps", "nope"), "does not exist")
 
@@ -471,7 +477,7 @@ def test_cli_exec_tty_console_socket_and_preserved_fds(make_bundle: Callable[...
             server.bind(path)
             server.listen(1)
             res = cli(state_root, tmp_path, "exec", "-t", "-d", "--console-socket", path,
-                      "exec-cli-tty", "sh", "-c", "tty; read x; echo got $x")
+                      c.id, "sh", "-c", "tty; read x; echo got $x")
             assert res == (0, "", ""), res
             conn, _ = server.accept()
             with conn:
@@ -487,7 +493,7 @@ def test_cli_exec_tty_console_socket_and_preserved_fds(make_bundle: Callable[...
                 os.close(master)
         assert out.startswith("/dev/pts/") and "got hello" in out, out
         # the foreground exec -t relays between its stdio and the pty
-        proc = subprocess.run([*CLI, "--root", state_root, "exec", "-t", "exec-cli-tty",
+        proc = subprocess.run([*CLI, "--root", state_root, "exec", "-t", c.id,
                                "sh", "-c", "tty; exit 6"], stdin=subprocess.DEVNULL,
                               capture_output=True, timeout=60)
         assert proc.returncode == 6, proc
@@ -498,7 +504,7 @@ def test_cli_exec_tty_console_socket_and_preserved_fds(make_bundle: Callable[...
         os.close(w)
         try:
             proc = subprocess.run([*CLI, "--root", state_root, "exec", "--preserve-fds", "1",
-                                   "exec-cli-tty", "sh", "-c", "cat <&3; ls /proc/self/fd"],
+                                   c.id, "sh", "-c", "cat <&3; ls /proc/self/fd"],
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
                                   preexec_fn=lambda: os.dup2(r, 3), pass_fds=(3,))
         finally:
