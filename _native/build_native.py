@@ -899,6 +899,7 @@ ck_hook_exec(const struct ck_op *op, int state_fd, int outw, int errfd)
         errfd = 3;
     }
     (void)ck_close_range(4, ~0U, 0);
+    (void)ck_sys(SYS_setpgid, 0, 0, 0, 0, 0);  /* a timeout kills what it started too */
     if (op->s[1] != NULL && (rc = ck_chdir(op->s[1])) < 0)
         goto fail;
     (void)ck_sigaction(SIGPIPE, (unsigned long)SIG_DFL);
@@ -999,8 +1000,10 @@ static int ck_hook(const struct ck_op *op, struct ck_child *child)
         if (pfd[0].revents)
             break;                      /* the hook exited */
     }
-    if (timed_out)
+    if (timed_out) {
+        (void)ck_sys(SYS_kill, -pid, SIGKILL, 0, 0, 0);      /* its process group */
         (void)ck_sys(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0, 0);
+    }
     do
         got = ck_sys(SYS_wait4, pid, &status, 0, NULL, 0);
     while (got == -EINTR);

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 from typing import Any
 
@@ -26,17 +28,29 @@ def run(stage: str, hooks: list[oci.Hook], state: dict[str, Any]) -> None:
         where = f"hooks.{stage}[{i}]: {hook.path}"
         env = dict(e.split("=", 1) for e in hook.env if "=" in e)
         try:
-            done = subprocess.run(hook.args or [hook.path], executable=hook.path, env=env,
-                                  input=data, capture_output=True, timeout=hook.timeout,
-                                  close_fds=True)
-        except subprocess.TimeoutExpired:
-            raise ContainerkitError(f"{where}: timed out after {hook.timeout}s") from None
+            # a process group of its own: a timeout kills what the hook started too
+            proc = subprocess.Popen(hook.args or [hook.path], executable=hook.path, env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, close_fds=True,
+                                    process_group=0)
         except OSError as e:
             raise ContainerkitError(f"{where}: {e.strerror.lower()}") from None
-        if done.returncode != 0:
-            said = done.stderr.decode(errors="replace").strip().splitlines()
+        try:
+            _, err = proc.communicate(data, timeout=hook.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise ContainerkitError(f"{where}: timed out after {hook.timeout}s") from None
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        if proc.returncode != 0:
+            said = err.decode(errors="replace").strip().splitlines()
             detail = f": {said[-1]}" if said else ""
-            raise ContainerkitError(f"{where}: exited with status {done.returncode}{detail}")
+            if proc.returncode < 0:
+                raise ContainerkitError(f"{where}: killed by signal {-proc.returncode}")
+            raise ContainerkitError(f"{where}: exited with status {proc.returncode}{detail}")
 
 
 def run_logged(stage: str, hooks: list[oci.Hook], state: dict[str, Any]) -> None:

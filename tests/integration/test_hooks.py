@@ -209,3 +209,33 @@ def test_cli_start_reports_a_failing_start_container_hook(
     finally:
         run("delete", "--force", "hk-cli")
     assert not (shared / "log").exists()
+
+
+def _gone(pid: int) -> bool:
+    """Dead: no such process, or a zombie nobody reaped yet."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_timeout_kills_what_the_hook_started(make_bundle: Callable[..., str],
+                                             state_root: str, tmp_path: Path,
+                                             leak_check: Callable[[], None]) -> None:
+    pidfile = tmp_path / "bg.pid"
+    slow = _script(tmp_path / "bg.sh", f"#!/bin/sh\nsleep 300 &\necho $! > {pidfile}\nwait\n")
+    config = Bundle(make_bundle(["true"], lambda c: c.update(
+        hooks={"createRuntime": [{"path": slow, "timeout": 1}]})),
+        id="hk-bg", root=state_root)
+    with pytest.raises(ContainerkitError, match=r"^hooks.createRuntime\[0\]: .* timed out"):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
+    assert _gone(int(pidfile.read_text()))
