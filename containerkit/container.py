@@ -17,33 +17,31 @@ import json
 import os
 import signal as _signal
 import time
-from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .errors import ContainerkitError, ContainerNotFound, InvalidState
-from .graph import GraphDriver, from_description
 from .process import Process
 from .state import State, StateDir
 
+# typing and the graph drivers are not imported at run time: `state` and `kill` load a
+# container on every call podman and the containerd shim make (~3 ms)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import _socket
+    from typing import IO, Any
 
     from . import spec as oci
+    from .graph import GraphDriver
+    from .protocols import ExecutionDriver
 
-Stdio = IO[bytes] | IO[str] | int | None
+    Stdio = IO[bytes] | IO[str] | int | None
 
 
-class ExecutionDriver(Protocol):
-    """The seed's ExecutionDriver: creates, starts and deletes a container's init."""
+def __getattr__(name: str) -> object:
+    if name == "ExecutionDriver":       # kept importable from here (moved to protocols)
+        from .protocols import ExecutionDriver
 
-    def create(self, container: Container) -> Process: ...
-
-    def start(self, container: Container) -> None: ...
-
-    def delete(self, container: Container) -> None: ...
-
-    def exec(self, container: Container, proc: oci.Process,
-             stdio: tuple[Stdio, Stdio, Stdio], *, console_socket: str | None = None,
-             preserve_fds: int = 0, listen_fds: int = 0, hold_fd: int = -1) -> Process: ...
+        return ExecutionDriver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Container:
@@ -401,6 +399,8 @@ def load_container(config: Any, driver: ExecutionDriver) -> Container:
     taken for the container."""
     statedir = StateDir(config.root, config.id)
     state = statedir.load()
+    from .graph import from_description
+
     container = Container(statedir, None, state, driver, from_description(state.graph))
     if state.pid:
         container.init = Process.attach(state.pid, state.start_time)

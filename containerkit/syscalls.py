@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
 
 from ._ck_native import ffi, lib
+
+TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 # clone / unshare / setns flags (linux/sched.h)
 CLONE_NEWNS = 0x00020000

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 from .bind import BindGraphDriver
 from .mount import Mount
 from .overlay import OverlayGraphDriver
 
+TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
+if TYPE_CHECKING:
+    from typing import Any
 
-class GraphDriver(Protocol):
-    """The seed's GraphDriver: ``mount(id) -> Mount`` and ``unmount(id)``.
+    from ..protocols import GraphDriver
 
-    ``describe()`` returns a JSON-able dict that ``from_description`` turns back into
-    an equal driver, so a container loaded by another process can still unmount.
-    """
 
-    def mount(self, container_id: str) -> Mount: ...
+def __getattr__(name: str) -> object:
+    if name == "GraphDriver":       # the Protocol lives in protocols (it needs typing)
+        from ..protocols import GraphDriver
 
-    def unmount(self, container_id: str) -> None: ...
-
-    def describe(self) -> dict[str, Any]: ...
+        return GraphDriver
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def from_description(desc: dict[str, Any]) -> GraphDriver | None:

@@ -4,10 +4,13 @@ privately in its own mount namespace, so nothing is mounted on the host)."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..errors import ConfigError
 from .mount import Mount
+
+TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class BindGraphDriver:

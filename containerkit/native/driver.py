@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import weakref
-from typing import IO, TYPE_CHECKING
 
 from .. import syscalls
 from ..cgroups import Cgroup, container_cgroup_path
@@ -26,15 +25,17 @@ from ..errors import ContainerkitError, InvalidState, SetupError, UnsupportedErr
 from ..process import Process
 from . import sync
 
+TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
 if TYPE_CHECKING:
     import _socket
     from _socket import socket
+    from typing import IO
 
     from .. import spec as oci
     from ..container import Container
     from .plan import Plan
 
-Stdio = IO[bytes] | IO[str] | int | None
+    Stdio = IO[bytes] | IO[str] | int | None
 
 # the region each init created here runs on until its execve (see the module docstring)
 _memory: weakref.WeakKeyDictionary[Container, syscalls.ChildMemory] = \

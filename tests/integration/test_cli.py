@@ -832,3 +832,19 @@ def test_events_stream_ends_when_the_container_stops(ck: CK) -> None:
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(events) >= 2 and {e["type"] for e in events} == {"stats"}
     assert all(e["id"] == cid for e in events)
+
+
+def test_launcher_runs_without_site_or_environment(tmp_path: Path) -> None:
+    """The launcher ./dev installs: -I -S, the import paths baked in, no environment."""
+    launcher = tmp_path / "containerkit"
+    subprocess.run([sys.executable, "-m", "containerkit.cli.launcher", str(launcher)],
+                   check=True)
+    first = launcher.read_text().splitlines()[0]
+    assert first == f"#!{os.path.abspath(sys.executable)} -IS"
+    proc = subprocess.run([str(launcher), "--version"], env={}, cwd="/",
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("containerkit version ")
+    # the command ./dev installed is this launcher
+    if _SCRIPT.exists():
+        assert _SCRIPT.read_text().splitlines()[0].endswith(" -IS")

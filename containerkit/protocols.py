@@ -1,0 +1,40 @@
+"""The driver interfaces, apart from container.py and graph/: a ``Protocol`` needs
+``typing``, which the CLI's hot verbs (``state``, ``kill``) must not import (~2 ms)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from . import spec as oci
+    from .container import Container, Stdio
+    from .graph import Mount
+    from .process import Process
+
+
+class ExecutionDriver(Protocol):
+    """The seed's ExecutionDriver: creates, starts and deletes a container's init."""
+
+    def create(self, container: Container) -> Process: ...
+
+    def start(self, container: Container) -> None: ...
+
+    def delete(self, container: Container) -> None: ...
+
+    def exec(self, container: Container, proc: oci.Process,
+             stdio: tuple[Stdio, Stdio, Stdio], *, console_socket: str | None = None,
+             preserve_fds: int = 0, listen_fds: int = 0, hold_fd: int = -1) -> Process: ...
+
+
+class GraphDriver(Protocol):
+    """The seed's GraphDriver: ``mount(id) -> Mount`` and ``unmount(id)``.
+
+    ``describe()`` returns a JSON-able dict that ``from_description`` turns back into
+    an equal driver, so a container loaded by another process can still unmount.
+    """
+
+    def mount(self, container_id: str) -> Mount: ...
+
+    def unmount(self, container_id: str) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
