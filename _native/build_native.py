@@ -1127,15 +1127,21 @@ static int ck_fstatat(int dirfd, const char *path, struct stat *st, int flags)
 }
 #endif
 
+/* openat2; EAGAIN (a rename or mount raced a scoped lookup, which the kernel then
+ * refuses to trust) is retried a few times, as openat2(2) suggests. */
 static int ck_openat2(int dirfd, const char *path, unsigned long long flags,
                       unsigned long long resolve)
 {
     struct ck_open_how how;
+    int tries = 0, fd;
 
     memset(&how, 0, sizeof(how));
     how.flags = flags;
     how.resolve = resolve;
-    return (int)ck_sys(SYS_openat2, dirfd, path, &how, sizeof(how), 0);
+    do
+        fd = (int)ck_sys(SYS_openat2, dirfd, path, &how, sizeof(how), 0);
+    while (fd == -EAGAIN && ++tries < 64);
+    return fd;
 }
 
 static int ck_setattr(int fd, unsigned int at_flags, unsigned long long set,
@@ -1226,12 +1232,14 @@ again:
         if (fd == -ENOENT) {            /* a dangling symlink: go where it points */
             got = ck_sys(SYS_readlinkat, parent, buf + start, link, sizeof(link) - 1, 0);
             ck_close(parent);
-            if (got < 0)
-                return got == -EINVAL ? -ENOENT : (int)got;
             if (++links > CK_MAX_LINKS)
                 return -ELOOP;
-            link[got] = '\0';
             buf[end] = saved;
+            if (got == -EINVAL || got == -ENOENT)
+                goto again;             /* no longer a symlink (or gone): start over */
+            if (got < 0)
+                return (int)got;
+            link[got] = '\0';
             n = 0;
             if (link[0] != '/')         /* relative to the symlink's directory */
                 n = ck_append(next, n, sizeof(next), buf, start);

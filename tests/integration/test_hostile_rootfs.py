@@ -10,9 +10,9 @@ root (checked from inside) or failed with a one-line error.
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
+import sys
 import textwrap
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,41 +190,38 @@ def test_symlink_into_proc_is_refused(make_bundle: Callable[..., str], state_roo
 
 def test_swapping_a_directory_for_a_symlink_never_escapes(
         make_bundle: Callable[..., str], state_root: str, hostile: tuple[str, Path]) -> None:
-    """A thread swaps <rootfs>/race between a directory and a symlink to the host dir
-    while containers make directories, files and device nodes under it."""
+    """Another process swaps <rootfs>/race between a directory and a symlink to the host
+    dir as fast as it can while containers make directories and files under it: each
+    container either mounts inside its root or fails in one line; the host dir stays
+    empty. (Both the directory and the symlink get used: the symlink's target is made
+    inside the rootfs.)"""
     root, target = hostile
     race = os.path.join(root, "race")
-    link = os.path.join(root, "race-link")
-    spare = os.path.join(root, "race-dir")
     os.makedirs(race)
-    os.symlink(UP + str(target), link)
+    os.symlink(UP + str(target), os.path.join(root, "race-link"))
     source = Path(root).parent / "src-file"
     source.write_text("x")
-    stop = threading.Event()
-
-    def swap() -> None:
-        while not stop.is_set():
-            try:
-                os.rename(race, spare)           # the directory away...
-                os.rename(link, race)            # ...a symlink in its place
-                os.rename(race, link)
-                os.rename(spare, race)
-            except OSError:
-                pass
+    # renameat2(RENAME_EXCHANGE): "race" is always there, a directory or the symlink
+    swapper = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        race, link = {race!r}.encode(), {race + "-link"!r}.encode()
+        while True:
+            libc.renameat2(-100, race, -100, link, 2)
+        """)])
 
     def edit(cfg: dict[str, Any]) -> None:
-        cfg["mounts"] += [
-            {"destination": "/race/a/b", "type": "tmpfs", "source": "tmpfs"},
-            {"destination": "/race/f", "type": "bind", "source": str(source),
-             "options": ["bind"]},
-        ]
+        for k in range(20):
+            cfg["mounts"] += [
+                {"destination": f"/race/d{k}/sub", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": f"/race/f{k}", "type": "bind", "source": str(source),
+                 "options": ["bind"]},
+            ]
 
     bundle = _bundle(make_bundle, root, ["true"], edit)
-    thread = threading.Thread(target=swap, daemon=True)
-    thread.start()
     outcomes = set()
     try:
-        for n in range(30):
+        for n in range(40):
             try:
                 run(bundle, state_root, f"hostile-race{n}")
                 outcomes.add("ran")
@@ -232,9 +229,7 @@ def test_swapping_a_directory_for_a_symlink_never_escapes(
                 assert "\n" not in str(e)
                 outcomes.add("refused")
     finally:
-        stop.set()
-        thread.join()
+        swapper.kill()
+        swapper.wait()
     assert outcomes
     _untouched(target)
-    shutil.rmtree(os.path.join(root, str(target).lstrip("/").split("/")[0]),
-                  ignore_errors=True)
