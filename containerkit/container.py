@@ -13,11 +13,11 @@ is frozen (``cgroup.freeze`` reads 1).
 
 from __future__ import annotations
 
-import json
+import _signal  # not signal: its enums import enum (~3 ms for `state`/`kill`)
 import os
-import signal as _signal
 import time
 
+from . import jsonfast as json
 from .errors import ContainerkitError, ContainerNotFound, InvalidState
 from .process import Process
 from .state import State, StateDir

@@ -8,9 +8,9 @@ its ``returncode`` stays None.
 
 from __future__ import annotations
 
+import _signal  # not signal: its enums import enum (~3 ms for `state`/`kill`)
 import os
 import select
-import signal as _signal
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
 if TYPE_CHECKING:

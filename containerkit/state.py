@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 
+from . import jsonfast as json
 from .errors import ConfigError, ContainerExists, ContainerkitError, ContainerNotFound
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms

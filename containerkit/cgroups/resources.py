@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno as _errno
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 
 from ..errors import ConfigError, ContainerkitError, UnsupportedError
@@ -125,7 +124,6 @@ def blkio_weight_to_io_weight(weight: int) -> int:
     return 1 + (weight - 10) * 9999 // 990
 
 
-_SIZE_RE = re.compile(r"^([1-9][0-9]*)([KMG])B$")
 _UNIT = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
@@ -135,7 +133,9 @@ def hugepage_size_name(page_size: str) -> str:
     Sizes already in the kernel's form ("2MB", "1GB", "64KB") are returned unchanged, as runc
     passes them through.
     """
-    m = _SIZE_RE.match(page_size)
+    import re  # lazily: re (and enum) cost the CLI ~3 ms at every start/delete
+
+    m = re.match(r"^([1-9][0-9]*)([KMG])B$", page_size)
     if not m:
         raise ValueError(f"{page_size!r} is not of the form <size><K|M|G>B")
     size = int(m.group(1)) * _UNIT[m.group(2)]

@@ -7,9 +7,9 @@ Works on a pure v2 host (``/sys/fs/cgroup``) and on a hybrid one (cgroup2 at
 
 from __future__ import annotations
 
+import _signal as signal  # not signal: its enums import enum (CLI start-up)
 import os
 import select
-import signal
 import time
 
 from ..errors import UnsupportedError

@@ -74,8 +74,9 @@ class Log:
         self.debug_enabled = False
 
     def _record(self, level: str, msg: str) -> str:
-        import json
         import time
+
+        from .. import jsonfast as json
 
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.format == "json":

@@ -6,10 +6,10 @@ loaded without the native driver (no cffi) and its spec is never decoded.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from .. import jsonfast as json
 from .main import Context
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up

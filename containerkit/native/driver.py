@@ -15,8 +15,8 @@ a process that exits after ``create`` (the CLI) leaves it to the init.
 
 from __future__ import annotations
 
+import _signal as signal  # not signal: its enums import enum (CLI start-up)
 import os
-import signal
 import weakref
 
 from .. import syscalls
