@@ -254,22 +254,26 @@ class NativeDriver:
         parent_sock, child_sock = sync.channel()
         try:
             pidns_fd = cgroup_fd = -1
+            fork = False
             if not _same_namespace(pid, "pid"):
-                pidns_fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-                fds.append(pidns_fd)
+                if _may_setns_pid():
+                    pidns_fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+                    fds.append(pidns_fd)
+                else:   # unprivileged: the child joins it with the user namespace, forks
+                    fork = True
             if cgroup is not None:
                 cgroup_fd = os.open(cgroup.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 fds.append(cgroup_fd)
             if not init.alive():    # the /proc files opened above may be of a recycled pid
                 raise InvalidState(f"cannot exec in container {container.id!r}: its init "
                                    "exited")
-            into_cgroup = syscalls.clone3_into_cgroup()
+            into_cgroup = cgroup is not None and syscalls.clone3_into_cgroup()
             plan = build_exec(container.spec, proc, init_pidfd=init.pidfd, ns_flags=ns_flags,
                               sync_fd=child_sock.fileno(),
                               stdio=(_fd(stdio[0], 0), _fd(stdio[1], 1), _fd(stdio[2], 2)),
                               placed_in_cgroup=into_cgroup or cgroup is None,
                               preserve_fds=preserve_fds, listen_fds=listen_fds,
-                              hold_fd=hold_fd)
+                              hold_fd=hold_fd, fork_into_pidns=fork)
             ops = OpArray(plan.steps)
             child, pidfd, placed, _ = syscalls.spawn(
                 0, cgroup_fd if into_cgroup else -1, ops.ops, child_sock.fileno(),
@@ -290,6 +294,11 @@ class NativeDriver:
                 cgroup.add(child)
                 sync.send(parent_sock, sync.CGROUP)
             try:
+                if plan.forks_init:     # the child forked the process (INIT) and exits
+                    forked = sync.expect_init(parent_sock)
+                    forked_process = Process(forked, os.pidfd_open(forked), is_child=True)
+                    process.wait()
+                    process, child = forked_process, forked
                 if proc.terminal:
                     master = sync.expect_console(parent_sock)
                 if plan.seccomp_listener is not None:
@@ -518,6 +527,14 @@ def _same_namespace(pid: int, name: str) -> bool:
         raise ContainerkitError(f"the container's init (pid {pid}) is gone") from None
     ours = os.stat(f"/proc/self/ns/{name}")
     return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+
+
+def _may_setns_pid() -> bool:
+    """Whether this process may join a pid namespace itself (CAP_SYS_ADMIN in its own
+    user namespace): a rootless caller joins it in the child, after the user namespace."""
+    from .userns import CAP_SYS_ADMIN, _caps
+
+    return bool(_caps() >> CAP_SYS_ADMIN & 1)
 
 
 def _init_cgroup(pid: int, container_cgroup: str) -> str:

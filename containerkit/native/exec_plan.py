@@ -62,7 +62,8 @@ def check_process(proc: oci.Process, where: str = "process") -> None:
 
 def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: int,
                sync_fd: int, stdio: tuple[int, int, int], placed_in_cgroup: bool = True,
-               preserve_fds: int = 0, listen_fds: int = 0, hold_fd: int = -1) -> Plan:
+               preserve_fds: int = 0, listen_fds: int = 0, hold_fd: int = -1,
+               fork_into_pidns: bool = False) -> Plan:
     """The exec'd child's steps. ``spec`` is the container's (for ``linux.seccomp`` and
     ``linux.personality``), ``proc`` the process to run; ``ns_flags`` the namespaces of
     the init (``init_pidfd``) to join, the pid namespace excepted (joined at the clone).
@@ -75,6 +76,10 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     ``hold_fd`` (tests only): after every step but execve, send CREATED on the sync
     socket and wait for one byte on ``hold_fd``, so that a test can look at the process
     while it is inside the container and has not exec'd yet.
+
+    ``fork_into_pidns`` (a rootless caller, which cannot join the pid namespace itself):
+    the child joins it with the others (pid_for_children), becomes root of the user
+    namespace and forks the process (INIT, as ``plan.py``'s two stages).
     """
     check_process(proc)
     linux = spec.linux
@@ -103,10 +108,15 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
         add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
                                           str(proc.oom_score_adj).encode()),
             detail=str(proc.oom_score_adj))
+    if fork_into_pidns:
+        ns_flags |= s.CLONE_NEWPID
     if ns_flags:
         add("setns", ops.setns(init_pidfd, ns_flags), detail="the container's namespaces")
     if ns_flags & s.CLONE_NEWUSER:
         userns.enter_steps(plan, init_pidfd)     # root there, as the init (userns.py)
+    if fork_into_pidns:
+        plan.forks_init = True
+        add("fork", ops.fork_init(0, sync_fd), detail="into the pid namespace")
     add("fds", ops.close_fds_except((*keep, *passed)))   # the pidfd is the host's handle
     if proc.terminal:
         plan.steps += [step for step in console_steps(proc, sync_fd)

@@ -529,6 +529,34 @@ def test_rootless_accepts_the_default_deny_all_device_rule(rootless_bundle: str)
     assert res.returncode == 0, res.stderr
 
 
+def test_rootless_exec(rootless_bundle: str) -> None:
+    """exec by the unprivileged user: it cannot join the pid namespace itself, so the
+    child joins it with the user namespace it owns, becomes root there, skips setgroups
+    (denied) and forks the process into the pid namespace."""
+    _edit_config(rootless_bundle, lambda c: c["process"].update(args=["sleep", "60"]))
+    state = os.path.join(os.path.dirname(rootless_bundle), "state")
+    cid = "rootless-exec"
+
+    def ck(*args: str) -> subprocess.CompletedProcess[str]:
+        return _as_nobody([*_cli(), "--root", state, *args], rootless_bundle)
+
+    res = ck("run", "-d", cid)
+    assert res.returncode == 0, res.stderr
+    try:
+        res = ck("exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map; ps -o pid,args")
+        assert res.returncode == 0, res.stderr
+        failed = ck("exec", cid, "/no/such/program")
+    finally:
+        ck("delete", "--force", cid)
+    lines = res.stdout.split("\n")
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", str(NOBODY), "1"]
+    assert any(line.split()[:2] == ["1", "sleep"] for line in lines[3:] if line), res.stdout
+    assert failed.returncode != 0 and failed.stderr.count("\n") == 1, failed.stderr
+    assert "no such file or directory" in failed.stderr
+    assert os.listdir(state) == []
+
+
 def test_rootless_refuses_a_map_of_another_uid(rootless_bundle: str) -> None:
     _edit_config(rootless_bundle, lambda c: c["linux"].update(
         uidMappings=[{"containerID": 0, "hostID": NOBODY, "size": 1},
