@@ -337,6 +337,29 @@ def test_join_a_user_namespace_by_path(userns_bundle: Callable[..., str],
     assert (st.st_uid, st.st_gid) == (HOST_BASE, HOST_BASE)
 
 
+def test_a_failure_after_the_fork_leaves_nothing(userns_bundle: Callable[..., str],
+                                                make_bundle: Callable[..., str],
+                                                state_root: str, open_dir: str) -> None:
+    """Two stages: the first child is reaped at INIT, the init's own failure (a mount)
+    is reported with its step and the init is killed and reaped too."""
+    from containerkit import SetupError
+
+    holder = _holder(userns_bundle(["sleep", "60"]), state_root, "userns-holder2")
+    try:
+        def join(cfg: dict[str, Any]) -> None:
+            cfg["root"]["path"] = os.path.join(open_dir, "rootfs")
+            cfg["linux"]["namespaces"].append(
+                {"type": "user", "path": f"/proc/{holder.pid}/ns/user"})
+            cfg["mounts"].append({"destination": "/mnt", "type": "nosuchfs", "source": "x"})
+
+        config = Bundle(make_bundle(["true"], join), id="userns-forkfail", root=state_root)
+        with pytest.raises(SetupError, match=r"nosuchfs on /mnt"):
+            with new_container(config, config.graph_driver(), NativeDriver()) as c:
+                c.create()
+    finally:
+        holder.delete(force=True)
+
+
 def test_joining_a_user_namespace_without_root_is_refused(make_bundle: Callable[..., str],
                                                          state_root: str) -> None:
     holder = subprocess.Popen(["unshare", "-U", "sleep", "60"])     # maps nothing
