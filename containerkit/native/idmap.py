@@ -11,16 +11,19 @@ an init in a user namespace of its own could not set the idmap.
 
 from __future__ import annotations
 
+import _signal as signal  # not signal/socket: their enums import enum (CLI start-up)
+import _socket
 import os
-import signal
-import socket
-from collections.abc import Callable
 
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SetupError, SpecError
 from . import ops
 from .mountopts import MountOptions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 Mapping = tuple[tuple[int, int, int], ...]
 
@@ -43,7 +46,7 @@ def _map_text(maps: Mapping) -> bytes:
 def userns_fd(uids: Mapping, gids: Mapping, field: str) -> int:
     """An fd (O_CLOEXEC) of a new user namespace with these mappings; no process is
     left behind, whether this succeeds or not."""
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     plan = [ops.Step("reset signals", *ops.reset_signals(), ""),
             ops.Step("fds", *ops.close_fds_except((child.fileno(),)), ""),
             ops.Step("wait", *ops.wait_parent(child.fileno()), "")]

@@ -15,7 +15,7 @@ import os
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import ContainerkitError, SpecError, UnsupportedError
-from . import netdev, numa, ops, sync, timens, userns
+from . import numa, ops, sync, timens, userns
 from .identity import process_steps
 from .rootfs import open_idmapped_mounts, rootfs_steps
 from .seccomp import load_op
@@ -118,7 +118,10 @@ def check_supported(spec: oci.Spec) -> None:
     for name in ("intel_rdt",):
         if getattr(linux, name, None):
             raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
-    netdev.check(linux)
+    if linux.net_devices:
+        from . import netdev  # lazily: its tables cost every `run` ~1 ms
+
+        netdev.check(linux)
 
 
 def _lsm_refusal(field: str, lsm: str) -> str:
