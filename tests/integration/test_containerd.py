@@ -217,6 +217,17 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
         for line in ctrd("container", "ls", "--quiet").stdout.split():
             ctrd("container", "delete", line)
         ctrd.stop()
+        _remove_namespace_cgroup(ctrd.namespace)
+
+
+def _remove_namespace_cgroup(namespace: str) -> None:
+    """ctr puts a container's cgroup at /<namespace>/<id>: containerkit removes the
+    container's, the namespace's is ctr's to clean (as with runc), so the test does."""
+    from containerkit.cgroups import cgroup2_mountpoint
+
+    path = os.path.join(cgroup2_mountpoint(), namespace)
+    if os.path.isdir(path):
+        os.rmdir(path)
 
 
 @pytest.fixture
@@ -234,6 +245,11 @@ def ctr(containerd: Containerd) -> Iterator[Containerd]:
         containerd("container", "delete", cid)
     state = os.path.join(containerd.runc_root, containerd.namespace)
     assert not os.path.isdir(state) or os.listdir(state) == []
+    from containerkit.cgroups import cgroup2_mountpoint
+
+    ns_cgroup = os.path.join(cgroup2_mountpoint(), containerd.namespace)
+    assert not os.path.isdir(ns_cgroup) or not [
+        d for d in os.listdir(ns_cgroup) if os.path.isdir(os.path.join(ns_cgroup, d))]
     assert _children() == children
 
 
