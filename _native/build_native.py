@@ -1603,8 +1603,12 @@ static int ck_open_root(struct ck_child *child, const char *path)
 {
     int fd = ck_openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 
-    if (fd == -ENOSYS)
-        return -ENOSYS;                 /* no openat2 (Linux < 5.6): no safe resolution */
+    if (fd == -ENOSYS) {                /* no openat2 (Linux < 5.6): no safe resolution */
+        const char why[] = "openat2 is missing: Linux 5.6 or later is needed";
+
+        memcpy(child->why, why, sizeof(why));
+        return fd;
+    }
     if (fd < 0)
         return fd;
     if (child->rootfd >= 0)

@@ -135,6 +135,17 @@ def test_no_pivot_moves_the_root_and_hides_the_hosts_proc_and_sys(tmp_path: Path
     assert b"/proc" in (move.args.argv or ()) and b"/sys" in (move.args.argv or ())
 
 
+def test_mountinfo_helpers() -> None:
+    from containerkit.native import rootfs
+
+    assert rootfs._unescape(r"/a\040b\011c") == "/a b\tc"
+    assert rootfs._under("/a/b", "/a") and rootfs._under("/a", "/") and \
+        not rootfs._under("/ab", "/a")
+    assert rootfs._mount_point("/proc/self") == "/proc"
+    assert b"/proc" in rootfs._host_proc_sys("/nonexistent-rootfs")
+    assert b"/proc" not in rootfs._host_proc_sys("/")
+
+
 def test_plan_clone_flags(tmp_path: Path) -> None:
     spec = oci.default_spec(cgroupns=True)
     plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/sys/fs/cgroup/x",
