@@ -136,7 +136,8 @@ class NativeDriver:
                 _set_devices(cgroup, linux)
             pid, pidfd, placed, memory = syscalls.spawn(
                 plan.clone_flags, cgroup_fd if into_cgroup else -1, ops.ops,
-                child_sock.fileno(), share_mm=self.share_memory and not _memory_limited(linux))
+                child_sock.fileno(), share_mm=self.share_memory and not _memory_limited(linux),
+                pidns_fd=plan.pidns_fd)
         except BaseException:
             parent_sock.close()
             if cgroup is not None and cgroup_fd >= 0:

@@ -25,7 +25,11 @@ NAMESPACE_FLAGS = {
     "ipc": s.CLONE_NEWIPC, "uts": s.CLONE_NEWUTS, "cgroup": s.CLONE_NEWCGROUP,
     "user": s.CLONE_NEWUSER, "time": s.CLONE_NEWTIME,
 }
-JOINABLE = ("network", "ipc", "uts", "cgroup", "time")
+# joined by path in this order (after the user namespace); the mount namespace last, as
+# runc: the rootfs is then set up in it. A pid namespace is joined at the clone (setns
+# only sets pid_for_children): by the parent thread around it (syscalls.spawn), or by
+# the first child before it forks the init.
+JOINABLE = ("network", "ipc", "uts", "cgroup", "time", "pid", "mount")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -50,6 +54,7 @@ class Plan:
         self.in_userns = False          # new or joined: no mknod, sysfs rules (rootfs.py)
         self.setgroups_denied = False   # the user namespace refuses setgroups(2)
         self.forks_init = False         # the spawned child forks the init (INIT, sync.py)
+        self.pidns_fd = -1                  # a pid namespace to clone the init into
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
@@ -246,7 +251,10 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     if two_stage:
         add("fork init", ops.fork_init(flags, sync_fd), detail=f"clone3 flags {flags:#x}")
     else:
-        _join_steps(plan, ns_types, JOINABLE)
+        _join_steps(plan, ns_types, tuple(t for t in JOINABLE if t != "pid"))
+        pid_ns = ns_types.get("pid")
+        if pid_ns is not None and pid_ns.path:
+            plan.pidns_fd = _open_ns(plan, "pid", pid_ns.path)
     add("setsid", ops.setsid())         # as runc's init: a session of its own
     open_idmapped_mounts(plan, spec, bundle)   # kept by the init, like the ns to join
     hooks = spec.hooks or oci.Hooks()
@@ -365,14 +373,20 @@ def _join_steps(plan: Plan, ns_types: dict[str, oci.Namespace], order: tuple[str
     for t in order:
         ns = ns_types.get(t)
         if ns is not None and ns.path:
-            try:
-                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as e:
-                plan.close()
-                raise SpecError(f"config.json: linux.namespaces: {t} path {ns.path}: "
-                                f"{e.strerror}") from None
-            plan.join_fds.append(fd)
+            fd = _open_ns(plan, t, ns.path)
             plan.add("setns", ops.setns(fd, NAMESPACE_FLAGS[t]), detail=f"{t} {ns.path}")
+
+
+def _open_ns(plan: Plan, t: str, path: str) -> int:
+    """The namespace file ``path``, kept open until the clone (closed by ``plan.close``)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        plan.close()
+        raise SpecError(f"config.json: linux.namespaces: {t} path {path}: "
+                        f"{e.strerror}") from None
+    plan.join_fds.append(fd)
+    return fd
 
 
 def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:

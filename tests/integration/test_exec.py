@@ -1,4 +1,4 @@
-"""exec into running containers (library and CLI), ps, and joining a pid namespace by path.
+"""exec into running containers (library and CLI), ps, and joining namespaces by path.
 
 Every effect is read from inside the container: /proc/self/status, /proc/self/ns/*,
 /proc/self/cgroup, the process list of the container's /proc.
@@ -512,3 +512,95 @@ def test_cli_exec_tty_console_socket_and_preserved_fds(make_bundle: Callable[...
         assert proc.returncode == 0, proc
         assert proc.stdout.decode().startswith("through fd 3\n"), proc
         assert c.processes() == [c.pid]
+
+
+# -- joining namespaces by path at create ---------------------------------------------------
+
+def _join(*types: str, of: int) -> Callable[[dict[str, Any]], None]:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                      if n["type"] not in types]
+        cfg["linux"]["namespaces"] += [{"type": t, "path": f"/proc/{of}/ns/{n}"}
+                                       for t, n in (("pid", "pid"), ("network", "net"),
+                                                    ("mount", "mnt"), ("ipc", "ipc"))
+                                       if t in types]
+    return edit
+
+
+@pytest.mark.parametrize("share_memory", [True, False])
+def test_create_joins_pid_and_network_namespaces_by_path(make_bundle: Callable[..., str],
+                                                         state_root: str,
+                                                         share_memory: bool) -> None:
+    with running(make_bundle, state_root, "join-a") as a:
+        script = sh("""
+            echo "pid $(readlink /proc/self/ns/pid) net $(readlink /proc/self/ns/net)"
+            echo "me $$"
+            ps -o pid,args | tr -s ' '
+            """)
+        config = Bundle(make_bundle(script, _join("pid", "network", of=a.pid)),
+                        id=unique("join-b"), root=state_root)
+        r, w = os.pipe()
+        with new_container(config, config.graph_driver(), NativeDriver(share_memory)) as b:
+            b.stdout = b.stderr = w
+            b.create()
+            os.close(w)
+            # B's init is in A's pid namespace (not its pid 1) and cgroup of its own
+            assert os.readlink(f"/proc/{b.pid}/ns/pid") == os.readlink(f"/proc/{a.pid}/ns/pid")
+            assert b.cgroup_path != a.cgroup_path and b.pid in b.processes()
+            b.start()
+            assert b.wait() == 0
+            with os.fdopen(r, "rb") as f:
+                out = f.read().decode()
+        assert f"pid {os.readlink(f'/proc/{a.pid}/ns/pid')} " \
+               f"net {os.readlink(f'/proc/{a.pid}/ns/net')}\n" in out, out
+        assert "me 1\n" not in out
+        assert " 1 sleep 1000\n" in out, out       # A's init, seen from B's own /proc
+        assert os.readlink("/proc/thread-self/ns/pid_for_children") == \
+            os.readlink("/proc/self/ns/pid")
+
+
+def test_create_joins_a_pid_namespace_then_exec_into_it(make_bundle: Callable[..., str],
+                                                        state_root: str) -> None:
+    with running(make_bundle, state_root, "join-pa") as a:
+        config = Bundle(make_bundle(SLEEPER, _join("pid", of=a.pid)), id=unique("join-pb"),
+                        root=state_root)
+        with new_container(config, config.graph_driver(), NativeDriver()) as b:
+            b.create()
+            b.start()
+            status, out = exec_output(b, process(["sh", "-c", "readlink /proc/self/ns/pid"]))
+            assert (status, out) == (0, os.readlink(f"/proc/{a.pid}/ns/pid") + "\n")
+
+
+def test_create_joins_a_mount_namespace_by_path(make_bundle: Callable[..., str],
+                                                state_root: str, tmp_path: Path) -> None:
+    """B is set up in a mount namespace that another process made (still with the host's
+    paths): its mounts and pivot_root stay in that namespace, none reaches the host's."""
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               "echo ready; exec sleep 1000"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"ready\n"
+        mnt = os.readlink(f"/proc/{holder.pid}/ns/mnt")
+        assert mnt != os.readlink("/proc/self/ns/mnt")
+        config = Bundle(make_bundle(sh("readlink /proc/self/ns/mnt; ls /bin/busybox"),
+                                    _join("mount", of=holder.pid)),
+                        id=unique("join-m"), root=state_root)
+        r, w = os.pipe()
+        with new_container(config, config.graph_driver(), NativeDriver()) as b:
+            b.stdout = b.stderr = w
+            b.create()
+            os.close(w)
+            assert os.readlink(f"/proc/{b.pid}/ns/mnt") == mnt
+            with open(f"/proc/{b.pid}/mountinfo") as f:
+                inside = f.read()
+            assert " /proc " in inside and " /dev " in inside
+            with open("/proc/self/mountinfo") as f:       # nothing of it in ours
+                assert config.rootfs() not in f.read()
+            b.start()
+            assert b.wait() == 0
+            with os.fdopen(r, "rb") as f:
+                assert f.read().decode() == f"{mnt}\n/bin/busybox\n"
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
