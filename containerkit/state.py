@@ -123,9 +123,11 @@ class StateDir:
             raise ContainerNotFound(f"container {self.id!r} does not exist")
 
     def unlock(self) -> None:
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        # cleared before the close releases the lock: another thread of this process
+        # waiting on the same StateDir (exec from threads) sets its own fd once it holds it
+        fd, self._lock_fd = self._lock_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def __enter__(self) -> StateDir:
         self.lock()
