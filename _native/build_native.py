@@ -65,7 +65,8 @@ enum ck_opcode {
     CK_OP_FORK_INIT = 50,
     CK_OP_MEMPOLICY = 51,
     CK_OP_PRCTL = 52,
-    CK_OP_SETSID = 53
+    CK_OP_SETSID = 53,
+    CK_OP_AFFINITY = 54
 };
 
 struct ck_op {
@@ -804,6 +805,22 @@ static int ck_mempolicy(int mode, const unsigned int *words, int nwords)
         mask[k * 32 / (8 * sizeof(long))] |=
             (unsigned long)words[k] << (k * 32 % (8 * sizeof(long)));
     return (int)ck_sys(SYS_set_mempolicy, mode, mask, (unsigned long)nwords * 32 + 1, 0, 0);
+}
+
+/* sched_setaffinity(0) to the CPUs of words (32-bit, lowest first): an exec'd process's
+ * execCPUAffinity. */
+static int ck_affinity(const unsigned int *words, int nwords)
+{
+    unsigned long mask[64];
+    int k;
+
+    if (nwords <= 0 || (size_t)nwords * 32 > sizeof(mask) * 8)
+        return -EINVAL;
+    memset(mask, 0, sizeof(mask));
+    for (k = 0; k < nwords; k++)
+        mask[k * 32 / (8 * sizeof(long))] |=
+            (unsigned long)words[k] << (k * 32 % (8 * sizeof(long)));
+    return (int)ck_sys(SYS_sched_setaffinity, 0, sizeof(mask), mask, 0, 0);
 }
 
 /* With SECCOMP_FILTER_FLAG_NEW_LISTENER seccomp(2) returns the notify fd: it goes to
@@ -1988,6 +2005,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_MOVE_ROOT:      return ck_move_root(child, s[0], op->argv);
     case CK_OP_PRCTL:          /* e.g. PR_SET_DUMPABLE 0 before an exec joins a container */
         return ck_prctl((int)i[0], (unsigned long)i[1], (unsigned long)i[2]);
+    case CK_OP_AFFINITY:       return ck_affinity(op->ids, op->nids);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }

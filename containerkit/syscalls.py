@@ -128,6 +128,9 @@ def spawn(flags: int, cgroup_fd: int, ops: Any, sync_fd: int,
     if pid < 0:
         if into[0] < 0:         # ck_spawn_pidns: the setns itself failed
             raise _fail(f"setns(pid namespace fd {pidns_fd}, CLONE_NEWPID)")
+        if pidns_fd >= 0 and ffi.errno == 12:   # ENOMEM: that namespace's init is gone
+            raise OSError(12, f"clone3 into pid namespace fd {pidns_fd}: its init has "
+                              "exited, the namespace takes no new process")
         raise _fail(f"clone3(flags={flags:#x}, cgroup_fd={cgroup_fd}"
                     + (f", pid namespace fd {pidns_fd})" if pidns_fd >= 0 else ")"))
     memory = ChildMemory(region[0], size[0]) if region[0] != ffi.NULL else None

@@ -24,10 +24,12 @@ The parent learns the outcome on the sync socket: ERROR, or end of file at execv
 
 from __future__ import annotations
 
+import os
+
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import ContainerkitError, SpecError, UnsupportedError
-from . import ops, userns
+from . import numa, ops, userns
 from .console import console_steps
 from .identity import process_steps
 from .plan import Plan, _candidates, _lsm_refusal
@@ -53,8 +55,6 @@ def check_process(proc: oci.Process, where: str = "process") -> None:
         raise UnsupportedError(_lsm_refusal(f"{where}.apparmorProfile", "apparmor"))
     if proc.selinux_label:
         raise UnsupportedError(_lsm_refusal(f"{where}.selinuxLabel", "selinux"))
-    if proc.exec_cpu_affinity:
-        raise UnsupportedError(f"{where}.execCPUAffinity: not supported yet")
     cwd = proc.cwd or "/"
     if not cwd.startswith("/"):
         raise SpecError(f"{where}.cwd: {cwd!r} must be an absolute path")
@@ -73,9 +73,13 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     a pty from the container's /dev/ptmx becomes the process's controlling terminal and
     stdio, its master goes to the parent (CONSOLE); unlike the init's, no /dev/console.
 
-    ``hold_fd`` (tests only): after every step but execve, send CREATED on the sync
-    socket and wait for one byte on ``hold_fd``, so that a test can look at the process
-    while it is inside the container and has not exec'd yet.
+    ``proc.execCPUAffinity``: ``initial`` from the first step, ``final`` right before
+    execve (with only ``initial``, back to the CPUs the child was born with).
+
+    ``hold_fd`` (tests only): after every step but the final affinity, seccomp (with
+    no_new_privs) and execve, send CREATED on the sync socket and wait for one byte on
+    ``hold_fd``, so that a test can look at the process while it is inside the
+    container and has not exec'd yet.
 
     ``fork_into_pidns`` (a rootless caller, which cannot join the pid namespace itself):
     the child joins it with the others (pid_for_children), becomes root of the user
@@ -95,7 +99,14 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     if ours:
         raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {ours[0]} is the "
                                 "runtime's own, not the caller's (was it open?)")
+    initial = final = None
+    if proc.exec_cpu_affinity is not None:
+        initial, final = numa.exec_cpus(proc.exec_cpu_affinity)
+        if initial is not None and final is None:
+            final = os.sched_getaffinity(0)    # what the kernel gave the child: ours
     add("reset signals", ops.reset_signals())
+    if initial is not None:     # the setup runs on these CPUs (runtime-spec)
+        add("execCPUAffinity", ops.affinity(numa.mask_words(initial)), detail="initial")
     add("dumpable", ops.prctl(PR_SET_DUMPABLE, 0), detail="PR_SET_DUMPABLE 0")
     if not proc.terminal:           # with a terminal, the pty's peer becomes 0, 1 and 2
         add("stdio", ops.stdio(stdio))
@@ -136,10 +147,12 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
         env[b"LISTEN_PID"] = b"1"       # what runc passes, for exec'd processes too
     add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
         detail=repr(proc.args[0]))
-    if linux is not None and linux.seccomp is not None and proc.no_new_privileges:
-        add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
     if hold_fd >= 0:
         add("hold", ops.report_created_and_wait(sync_fd, hold_fd), detail="test hold")
+    if final is not None:       # inside the container's cgroup, before execve
+        add("execCPUAffinity", ops.affinity(numa.mask_words(final)), detail="final")
+    if linux is not None and linux.seccomp is not None and proc.no_new_privileges:
+        add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
     umask = proc.user.umask if proc.user.umask is not None else 0o022
     add("exec", ops.execve(tuple(a.encode() for a in proc.args),
                            tuple(k + b"=" + v for k, v in env.items()), umask),

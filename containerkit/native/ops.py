@@ -321,6 +321,11 @@ def inherit_fds(first: int, count: int) -> Op:
     return lib.CK_OP_INHERIT_FDS, Args(i=(first, count))
 
 
+def affinity(words: tuple[int, ...]) -> Op:
+    """sched_setaffinity(0) to the CPU mask ``words`` (32-bit words, lowest first)."""
+    return lib.CK_OP_AFFINITY, Args(ids=words)
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0) -> Op:
     """prctl(option, arg2, arg3), e.g. PR_SET_DUMPABLE 0. Rules out the shared-memory
     child (several prctls act on the mm, which would be the caller's)."""

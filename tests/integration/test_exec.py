@@ -23,6 +23,7 @@ import pytest
 
 from containerkit import (
     Bundle,
+    ContainerkitError,
     InvalidState,
     NativeDriver,
     SetupError,
@@ -277,7 +278,7 @@ def test_exec_refused_unless_running(make_bundle: Callable[..., str], state_root
     ({"capabilities": {"effective": ["CAP_NOPE"]}}, SpecError, "CAP_NOPE"),
     ({"apparmorProfile": "x"}, UnsupportedError, "apparmorProfile"),
     ({"selinuxLabel": "x"}, UnsupportedError, "selinuxLabel"),
-    ({"execCPUAffinity": {"final": "0"}}, UnsupportedError, "execCPUAffinity"),
+    ({"execCPUAffinity": {"final": "4095"}}, ContainerkitError, "execCPUAffinity.final"),
     ({"cwd": "tmp"}, SpecError, "cwd"),
     ({"cwd": "/no/such/dir"}, SetupError, "cwd /no/such/dir: No such file or directory"),
     ({"env": ["NOEQUALS"]}, SpecError, "process.env"),
@@ -604,3 +605,33 @@ def test_create_joins_a_mount_namespace_by_path(make_bundle: Callable[..., str],
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_exec_cpu_affinity(make_bundle: Callable[..., str], state_root: str) -> None:
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    ours = status_field(open("/proc/self/status").read(), "Cpus_allowed_list")
+    with running(make_bundle, state_root, "exec-cpus") as c:
+        # initial: the setup runs there (seen while held before execve); final: after
+        hold_r, hold_w = os.pipe()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            held = c.new_process(process(["grep", "Cpus_allowed_list", "/proc/self/status"],
+                                         execCPUAffinity={"initial": str(first),
+                                                          "final": str(second)}),
+                                 stdout=devnull, _hold_fd=hold_r)
+        finally:
+            os.close(hold_r)
+            os.close(devnull)
+        with open(f"/proc/{held.pid}/status") as f:
+            assert status_field(f.read(), "Cpus_allowed_list") == str(first)
+        os.write(hold_w, b"x")
+        os.close(hold_w)
+        assert held.wait() == 0
+        status, out = exec_output(c, process(["grep", "Cpus_allowed_list", "/proc/self/status"],
+                                             execCPUAffinity={"final": str(second)}))
+        assert (status, status_field(out, "Cpus_allowed_list")) == (0, str(second))
+        # initial only: back to what the kernel gave it before execve
+        status, out = exec_output(c, process(["grep", "Cpus_allowed_list", "/proc/self/status"],
+                                             execCPUAffinity={"initial": str(first)}))
+        assert (status, status_field(out, "Cpus_allowed_list")) == (0, ours)
