@@ -18,7 +18,7 @@ import os
 import time
 
 from . import jsonfast as json
-from .errors import ContainerkitError, ContainerNotFound, InvalidState
+from .errors import ContainerkitError, ContainerNotFound, InvalidState, UnsupportedError
 from .process import Process
 from .state import State, StateDir
 
@@ -218,7 +218,9 @@ class Container:
         from .cgroups import Cgroup
 
         self._expect(("created", "running", "paused"), "list the processes of")
-        return Cgroup(self.cgroup_path).pids() if self.cgroup_path else []
+        if self.cgroup_path:
+            return Cgroup(self.cgroup_path).pids()
+        return _pid_namespace_members(self.pid)     # rootless, no cgroup of its own
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the init to exit: its exit code, or 128+N for signal N.
@@ -244,7 +246,7 @@ class Container:
         with self.statedir:
             self._expect((wanted,), action)
             try:
-                Cgroup(self.cgroup_path).freeze(frozen, timeout)
+                Cgroup(self._need_cgroup(action)).freeze(frozen, timeout)
             except TimeoutError as e:
                 raise ContainerkitError(f"cannot {action} container {self.id!r}: {e}") from None
 
@@ -265,7 +267,7 @@ class Container:
             merged_doc = _merge(old.to_dict() if old is not None else {}, resources.to_dict())
             merged = oci_spec.Resources.from_dict(merged_doc, source="resources",
                                                   path="linux.resources")
-            cgroup = Cgroup(self.cgroup_path)
+            cgroup = Cgroup(self._need_cgroup("update"))
             cgroup.set_resources(merged, update=True)
             if resources.devices:               # a new device list replaces the program
                 cgroup.set_devices(spec.linux, merged.devices, replace=True)
@@ -278,7 +280,13 @@ class Container:
         from .cgroups import Cgroup
 
         self._expect(("created", "running", "paused"), "read the stats of")
-        return Cgroup(self.cgroup_path).stats()
+        return Cgroup(self._need_cgroup("read the stats of")).stats()
+
+    def _need_cgroup(self, action: str) -> str:
+        if not self.cgroup_path:
+            raise UnsupportedError(f"cannot {action} container {self.id!r}: it has no cgroup "
+                                   "(made by an unprivileged user without cgroup delegation)")
+        return self.cgroup_path
 
     def signal(self, sig: int = _signal.SIGTERM, all: bool = False) -> None:
         """Signal the init; with ``all``, every process in the container's cgroup (runc's
@@ -344,6 +352,27 @@ def _check_preserved(count: int) -> None:
         except OSError:
             raise ContainerkitError(f"preserve fds: fd {fd} is not open (fds 3.."
                                     f"{2 + count} must be)") from None
+
+
+def _pid_namespace_members(init_pid: int) -> list[int]:
+    """The host pids in the init's pid namespace (the init alone if it shares ours)."""
+    if init_pid <= 0:
+        return []
+    try:
+        ns = os.readlink(f"/proc/{init_pid}/ns/pid")
+    except OSError:
+        return []
+    if ns == os.readlink("/proc/self/ns/pid"):
+        return [init_pid]
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == ns:
+                    found.append(int(name))
+            except OSError:
+                continue
+    return sorted(found)
 
 
 def _frozen(cgroup: str) -> bool:

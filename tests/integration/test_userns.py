@@ -512,11 +512,17 @@ def test_rootless_lifecycle_create_start_state_kill_delete(rootless_bundle: str)
     try:
         doc = json.loads(ck("state", cid).stdout)
         assert doc["status"] == "created"
+        ps = ck("ps", "--format", "json", cid)
+        assert ps.returncode == 0 and json.loads(ps.stdout) == [doc["pid"]], ps
         with open(f"/proc/{doc['pid']}/status") as f:
             status = f.read()
         assert f"Uid:\t{NOBODY}\t{NOBODY}" in status   # host view: the unprivileged user
         assert ck("start", cid).returncode == 0
         assert json.loads(ck("state", cid).stdout)["status"] == "running"
+        for verb in (["pause"], ["update", "--pids-limit", "10"], ["events", "--stats"]):
+            res = ck(*verb, cid)               # no cgroup: said so, in one line
+            assert res.returncode == 1 and res.stderr.count("\n") == 1, (verb, res)
+            assert "it has no cgroup" in res.stderr, (verb, res.stderr)
         assert ck("kill", cid, "TERM").returncode == 0
         res = ck("delete", "--force", cid)
         assert res.returncode == 0, res.stderr
