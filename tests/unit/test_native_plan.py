@@ -211,3 +211,46 @@ def test_op_array_refuses_nul_bytes(tmp_path: Path) -> None:
                  sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
     with pytest.raises(SpecError, match="sethostname .*NUL byte"):
         OpArray(plan.steps)
+
+
+def test_hook_stages_sit_where_runc_runs_them(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=True)
+    assert spec.process is not None
+    spec.process.args = ["/bin/true"]
+    spec.hooks = oci.Hooks(create_runtime=[oci.Hook(path="/bin/true")],
+                           create_container=[oci.Hook(path="/in/ns", timeout=3)],
+                           start_container=[oci.Hook(path="/in/root", args=["a", "b"])])
+    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/x",
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
+    try:
+        names = [step.name for step in plan.steps]
+        assert plan.hook_sync and set(plan.state_fds) == {"creating", "created"}
+        stop, cc, pivot = (names.index(n) for n in ("hooks", "hooks.createContainer[0]",
+                                                     "pivot_root"))
+        assert stop + 1 == cc and cc + 1 == pivot
+        assert names[-3:] == ["created", "hooks.startContainer[0]", "exec"]
+        cc_args = plan.steps[cc].args
+        assert cc_args.s == (b"/in/ns", str(tmp_path).encode())      # cwd: the rootfs
+        assert cc_args.i == (plan.state_fds["creating"], 3000, -1)
+        sc_args = plan.steps[-2].args
+        assert sc_args.s == (b"/in/root", None) and sc_args.argv == (b"a", b"b")
+        assert sc_args.i == (plan.state_fds["created"], 0, 11)       # errors also in the FIFO
+        keep = plan.steps[names.index("fds")].args.ids
+        assert set(plan.state_fds.values()) <= set(keep)
+    finally:
+        plan.close()
+    assert plan.state_fds == {}
+
+
+def test_notify_filter_hands_its_listener_to_the_sync_socket(tmp_path: Path) -> None:
+    spec = oci.default_spec(cgroupns=True)
+    assert spec.linux is not None
+    spec.linux.seccomp = oci.Seccomp(
+        default_action="SCMP_ACT_ALLOW", listener_path="/run/agent.sock",
+        syscalls=[oci.Syscall(names=["mkdir"], action="SCMP_ACT_NOTIFY")])
+    plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/x",
+                 sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
+    plan.close()
+    step = next(st for st in plan.steps if st.name == "seccomp")
+    assert step.args.i[0] & 8 and step.args.i[1] == 10        # NEW_LISTENER, to the sync fd
+    assert plan.seccomp_listener is spec.linux.seccomp and not plan.hook_sync
