@@ -6,8 +6,6 @@ CLI verb such as ``state`` does not pay for the native module it never calls.
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
 if TYPE_CHECKING:
     from typing import Any
@@ -15,7 +13,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _WHERE = {
-    "Bundle": "bundle", "ContainerConfig": "bundle",
+    "Bundle": "bundle", "ContainerConfig": "protocols",
     "Container": "container", "ExecutionDriver": "protocols",
     "load_container": "container", "new_container": "container",
     "ConfigError": "errors", "ContainerExists": "errors", "ContainerkitError": "errors",
@@ -38,13 +36,15 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'containerkit' has no attribute {name!r}")
+    import importlib  # here: its import (with warnings) costs every CLI call ~0.3 ms
+
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 if TYPE_CHECKING:
-    from .bundle import Bundle, ContainerConfig
+    from .bundle import Bundle
     from .container import Container, load_container, new_container
     from .errors import (
         ConfigError,
@@ -59,4 +59,4 @@ if TYPE_CHECKING:
     from .graph import BindGraphDriver, GraphDriver, Mount, OverlayGraphDriver
     from .native.driver import NativeDriver
     from .process import Process
-    from .protocols import ExecutionDriver
+    from .protocols import ContainerConfig, ExecutionDriver

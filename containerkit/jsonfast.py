@@ -36,15 +36,25 @@ class _Context:
                 "-Infinity": float("-inf")}[name]
 
 
+class _Finite(_Context):
+    """NaN, Infinity and -Infinity are errors (they are not JSON)."""
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        raise ValueError(f"{name} is not a JSON value")
+
+
 _scan = _json.make_scanner(_Context())
+_scan_finite = _json.make_scanner(_Finite())
 
 
-def loads(data: str | bytes) -> Any:
-    """One JSON document (bytes are UTF-8); ValueError when it is not valid JSON."""
+def loads(data: str | bytes, *, finite: bool = False) -> Any:
+    """One JSON document (bytes are UTF-8); ValueError when it is not valid JSON, or
+    with ``finite`` when it has NaN or an infinity."""
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
     start = len(text) - len(text.lstrip(_WS))
     try:
-        obj, end = _scan(text, start)
+        obj, end = (_scan_finite if finite else _scan)(text, start)
     except (StopIteration, SystemError):
         # malformed: json itself says what is wrong (the C scanner can raise its
         # JSONDecodeError only once json.decoder is loaded)

@@ -12,6 +12,22 @@ if TYPE_CHECKING:
     from .process import Process
 
 
+class ContainerConfig(Protocol):
+    """The seed's ContainerConfig: an id, a state root, and the spec for a mounted rootfs
+    (``bundle.Bundle`` is the implementation)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def root(self) -> str: ...
+
+    @property
+    def bundle(self) -> str: ...
+
+    def spec(self, mount: Mount) -> oci.Spec: ...
+
+
 class ExecutionDriver(Protocol):
     """The seed's ExecutionDriver: creates, starts and deletes a container's init."""
 

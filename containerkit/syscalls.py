@@ -7,7 +7,6 @@ its main arguments. Paths are ``bytes``. ``ffi`` and ``lib`` are re-exported for
 
 from __future__ import annotations
 
-import functools
 import os
 
 from ._ck_native import ffi, lib
@@ -63,14 +62,18 @@ def _fail(call: str) -> OSError:
     return OSError(err, f"{call}: {os.strerror(err)}")
 
 
-@functools.cache
+_clone3_into_cgroup: list[bool] = []  # the probe's answer (not functools: ~1 ms import)
+
+
 def clone3_into_cgroup() -> bool:
     """Whether clone3 can place the child in a cgroup (CLONE_INTO_CGROUP, Linux 5.7).
 
     Probed once, without making a process. When False the child must wait until the
     parent has written its pid to ``cgroup.procs``.
     """
-    return bool(lib.ck_clone3_into_cgroup())
+    if not _clone3_into_cgroup:
+        _clone3_into_cgroup.append(bool(lib.ck_clone3_into_cgroup()))
+    return _clone3_into_cgroup[0]
 
 
 class ChildMemory:

@@ -24,13 +24,17 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ConfigError, UnsupportedError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import NamedTuple
+
     from .. import spec
+else:  # typing and collections cost every create/run ~4 ms
+    from ..records import NamedTuple
 
 WILDCARD = -1
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import errno as _errno
 import math
 import os
-from collections.abc import Iterable, Mapping
+from _collections_abc import Mapping  # collections.abc imports collections (~1 ms)
 
 from ..errors import ConfigError, ContainerkitError, UnsupportedError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
     from .. import spec

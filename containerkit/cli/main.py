@@ -262,12 +262,11 @@ def _commit() -> str:
 
 def build_parser(verb: str) -> Any:
     """The parser of one verb (only that one: building all of them costs time)."""
-    import importlib
-
     from .args import Parser
 
     module_name, text = VERBS[verb]
-    module = importlib.import_module(f"{__package__}.{module_name}")
+    # __import__, not importlib: importlib (and warnings) would cost every call ~0.3 ms
+    module = __import__(f"{__package__}.{module_name}", fromlist=("_",))
     parser = Parser(prog=f"{PROG} {verb}", description=text)
     getattr(module, f"add_{verb}")(parser)
     parser.set_defaults(_run=getattr(module, f"do_{verb}"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import _signal as signal  # not signal: its enums import enum (CLI start-up)
 import os
-import weakref
+from _weakref import ref  # not weakref: its import costs every create/run ~1 ms
 
 from .. import syscalls
 from ..cgroups import Cgroup, container_cgroup_path
@@ -38,14 +38,21 @@ if TYPE_CHECKING:
     Stdio = IO[bytes] | IO[str] | int | None
 
 # the region each init created here runs on until its execve (see the module docstring)
-_memory: weakref.WeakKeyDictionary[Container, syscalls.ChildMemory] = \
-    weakref.WeakKeyDictionary()
+# (keyed by id(container); the entry goes when the container does, as in a
+# WeakKeyDictionary)
+_memory: dict[int, tuple[ref[Container], syscalls.ChildMemory]] = {}
+
+
+def _remember_memory(container: Container, memory: syscalls.ChildMemory) -> None:
+    key = id(container)
+    _memory[key] = (ref(container, lambda _: _memory.pop(key, None)), memory)
 
 
 def _release_memory(container: Container) -> None:
-    memory = _memory.pop(container, None)
-    if memory is not None:
-        memory.release()
+    entry = _memory.get(id(container))
+    if entry is not None and entry[0]() is container:
+        del _memory[id(container)]
+        entry[1].release()
 
 
 def _fd(stream: Stdio, default: int) -> int:
@@ -152,7 +159,7 @@ class NativeDriver:
                 os.close(cgroup_fd)
         process = Process(pid, pidfd, is_child=True)
         if memory is not None:
-            _memory[container] = memory
+            _remember_memory(container, memory)
         master = -1
         try:
             if placed != into_cgroup:   # clone3 vanished since the probe: the plan is wrong
@@ -394,7 +401,7 @@ def _hook_state(container: Container, status: str, pid: int) -> dict[str, object
 def _fill_hook_states(container: Container, plan: Plan, pid: int) -> None:
     """Write the state documents the init's own hooks read (createContainer:
     "creating", startContainer: "created")."""
-    import json
+    from .. import jsonfast as json  # json imports re, enum...: ~5 ms of every run
 
     for status, fd in plan.state_fds.items():
         os.write(fd, json.dumps(_hook_state(container, status, pid)).encode())

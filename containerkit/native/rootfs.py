@@ -12,7 +12,6 @@ hostile rootfs's symlinks cannot send anything outside it.
 from __future__ import annotations
 
 import os
-import re
 
 from .. import spec as oci
 from .. import syscalls as s
@@ -247,7 +246,19 @@ def _mountinfo() -> list[tuple[str, str, str]]:
 
 
 def _unescape(text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+    """mountinfo's octal escapes (``\\040``) decoded; by hand: re costs a run ~3 ms."""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        digits = text[i + 1:i + 4]
+        if text[i] == "\\" and len(digits) == 3 and all(c in "01234567" for c in digits):
+            out.append(chr(int(digits, 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def _under(path: str, top: str) -> bool:
