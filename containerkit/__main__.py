@@ -1,7 +1,5 @@
 """``python -m containerkit``: the command line (same as the ``containerkit`` script)."""
 
-import sys
+from containerkit.cli.main import run
 
-from containerkit.cli.main import main
-
-sys.exit(main())
+run()

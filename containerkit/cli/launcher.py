@@ -21,8 +21,8 @@ TEMPLATE = """#!{python} -IS
 # paths site would add are baked in below.
 import sys
 sys.path[:0] = {paths!r}
-from containerkit.cli.main import main
-sys.exit(main())
+from containerkit.cli.main import run
+run()
 """
 
 

@@ -22,7 +22,7 @@ from ..errors import ContainerkitError, ContainerNotFound
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
 PROG = "containerkit"
 DEFAULT_ROOT = "/run/containerkit"
@@ -320,6 +320,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.debug("".join(traceback.format_exception(e)).rstrip())
         log.error(error_message(e))
         return e.status if isinstance(e, CLIError) else 1
+
+
+def run() -> NoReturn:
+    """The command's entry point (the launcher's and ``python -m containerkit``'s):
+    :func:`main`, then exit without the interpreter's finalization when nothing needs it.
+
+    Tearing down ~60 modules and their classes costs every call ~2.5 ms of CPU. It is
+    skipped only when output is flushed, no ``atexit`` handler was registered (logging
+    registers one) and no other thread runs; otherwise this is ``sys.exit``."""
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    import atexit
+
+    threading = sys.modules.get("threading")
+    if isinstance(status, int) and atexit._ncallbacks() == 0 and (
+            threading is None or threading.active_count() == 1):
+        os._exit(status & 0xFF)
+    sys.exit(status)
 
 
 def _main(argv: list[str], log: Log) -> int:
