@@ -214,13 +214,17 @@ class Container:
         return process
 
     def processes(self) -> list[int]:
-        """Host pids of every process in the container's cgroup (runc ``ps``)."""
+        """Host pids of every process in the container's cgroup and the cgroups the
+        container made below it (runc ``ps``)."""
         from .cgroups import Cgroup
 
         self._expect(("created", "running", "paused"), "list the processes of")
-        if self.cgroup_path:
-            return Cgroup(self.cgroup_path).pids()
-        return _pid_namespace_members(self.pid)     # rootless, no cgroup of its own
+        if not self.cgroup_path:
+            return _pid_namespace_members(self.pid)     # rootless, no cgroup of its own
+        pids: list[int] = []
+        for top, _, _ in os.walk(self.cgroup_path):
+            pids += Cgroup(top).pids()
+        return pids
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the init to exit: its exit code, or 128+N for signal N.

@@ -635,3 +635,22 @@ def test_exec_cpu_affinity(make_bundle: Callable[..., str], state_root: str) -> 
         status, out = exec_output(c, process(["grep", "Cpus_allowed_list", "/proc/self/status"],
                                              execCPUAffinity={"initial": str(first)}))
         assert (status, status_field(out, "Cpus_allowed_list")) == (0, ours)
+
+
+def test_ps_lists_processes_in_the_containers_sub_cgroups(make_bundle: Callable[..., str],
+                                                          state_root: str,
+                                                          tmp_path: Path) -> None:
+    with running(make_bundle, state_root, "exec-subcg") as c:
+        p = c.new_process(process(SLEEPER))
+        sub = os.path.join(c.cgroup_path, "sub")
+        os.mkdir(sub)
+        try:
+            with open(os.path.join(sub, "cgroup.procs"), "w") as f:
+                f.write(str(p.pid))
+            assert sorted(c.processes()) == sorted([c.pid, p.pid])
+            res = cli(state_root, tmp_path, "ps", "--format", "json", c.id)
+            assert sorted(json.loads(res.stdout)) == sorted([c.pid, p.pid]), res
+        finally:
+            p.signal(signal.SIGKILL)
+            p.wait()
+            os.rmdir(sub)
