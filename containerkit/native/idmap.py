@@ -17,7 +17,7 @@ import os
 
 from .. import spec as oci
 from .. import syscalls as s
-from ..errors import SetupError, SpecError
+from ..errors import ConfigError, SpecError, UnsupportedError
 from . import ops
 from .mountopts import MountOptions
 
@@ -57,8 +57,8 @@ def userns_fd(uids: Mapping, gids: Mapping, field: str) -> int:
     except OSError as e:
         parent.close()
         child.close()
-        raise SetupError(f"{field}: cannot make a user namespace for the idmap: "
-                         f"{e.strerror}") from None
+        raise UnsupportedError(f"{field}: an idmapped mount needs a user namespace, which "
+                               f"this host refuses: {e.strerror}") from None
     child.close()
     try:
         try:
@@ -86,7 +86,7 @@ def idmapped_tree(source: str, opts: MountOptions, userns: int, field: str,
     try:
         tree = s.open_tree(source.encode(), s.OPEN_TREE_CLONE | rec)
     except OSError as e:
-        raise SetupError(f"{field}: {e.strerror}") from None
+        raise ConfigError(f"{field}: cannot clone {source}: {e.strerror}") from None
     keep(tree)
     set_, clr, rset, rclr = opts.attrs
     try:
@@ -97,6 +97,6 @@ def idmapped_tree(source: str, opts: MountOptions, userns: int, field: str,
         if set_ or clr:
             s.mount_setattr(tree, 0, set_, clr)
     except OSError as e:
-        raise SetupError(f"{field}: idmapped mount of {source}: {e.strerror} (the "
-                         "filesystem may not support idmapped mounts)") from None
+        raise UnsupportedError(f"{field}: idmapped mount of {source}: {e.strerror} (the "
+                               "filesystem may not support idmapped mounts)") from None
     return tree
