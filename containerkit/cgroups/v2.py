@@ -171,7 +171,14 @@ class Cgroup:
                     _write(os.path.join(self.path, "cgroup.freeze"), "0")
                 except OSError:
                     pass
-            self._wait_empty(timeout)
+            try:
+                self._wait_empty(timeout)
+            except OSError as e:
+                # removed by another process (a concurrent delete) while we waited:
+                # cgroupfs answers ENODEV on the open file of a removed cgroup
+                if isinstance(e, TimeoutError) or os.path.isdir(self.path):
+                    raise
+                return
         try:
             os.rmdir(self.path)
         except FileNotFoundError:
