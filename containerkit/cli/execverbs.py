@@ -199,6 +199,8 @@ def do_exec(args: Any, ctx: Context) -> int:
     from .lifecycle import FORWARDED, _load, check_terminal, passed_fds
 
     _refuse_unsupported(args)
+    # before this process opens anything (the init's pidfd would take a closed fd 3)
+    total, listen = passed_fds(ctx, args.preserve_fds)
     container: Container = _load(ctx, args.id)
     if args.process:
         proc = build_process(args, None)
@@ -207,7 +209,6 @@ def do_exec(args: Any, ctx: Context) -> int:
     if args.tty:
         proc.terminal = True
     check_terminal(proc.terminal, args.detach, args.console_socket)
-    total, listen = passed_fds(ctx, args.preserve_fds)
     forwarder = None if args.detach else _Forwarder(FORWARDED)
     try:
         process = container.new_process(

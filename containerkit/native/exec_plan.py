@@ -129,6 +129,7 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
         plan.forks_init = True
         add("fork", ops.fork_init(0, sync_fd), detail="into the pid namespace")
     add("fds", ops.close_fds_except((*keep, *passed)))   # the pidfd is the host's handle
+    add("setsid", ops.setsid())         # a session of its own, as runc's exec'd processes
     if proc.terminal:
         plan.steps += [step for step in console_steps(proc, sync_fd)
                        if step.code != ops.lib.CK_OP_CONSOLE]     # /dev/console: init's

@@ -400,6 +400,8 @@ def test_cli_exec_forwards_signals(make_bundle: Callable[..., str], state_root: 
     (["-t", "-d", "--console-socket", "/nonexistent.sock"], ["sh"],
      ("console socket /nonexistent.sock: no such file or directory",)),
     (["--preserve-fds", "40"], ["sh"], ("--preserve-fds 40: fd", "is not open")),
+    # fd 3 is closed in the caller: said so, not taken for the init's pidfd
+    (["--preserve-fds", "1"], ["sh"], ("--preserve-fds 1: fd 3 is not open",)),
     (["--apparmor", "x"], ["sh"], ("--apparmor", "apparmor is not enabled on this host")),
     (["--process-label", "x"], ["sh"], ("--process-label", "selinux")),
     (["-u", "root"], ["sh"], ("--user 'root': expected UID[:GID]",)),

@@ -370,3 +370,104 @@ def test_session_keyring(make_bundle: Callable[..., str], state_root: str, tmp_p
         assert perm & 0x3f000000 == 0x3f000000   # the possessor keeps every right
     else:
         assert mine == []
+
+
+# -- exec ---------------------------------------------------------------------------------
+
+SLEEPER = ["/bin/sh", "-c", "while :; do sleep 0.05; done"]
+
+
+def _exec_process(args: list[str], **fields: Any) -> Any:
+    from containerkit import spec as oci
+
+    return oci.Process.from_dict({"args": args, "cwd": "/", "env": ["PATH=/bin:/usr/bin"],
+                                  **fields}, source="test")
+
+
+def test_exec_with_a_terminal(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(SLEEPER), id="term-exec", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        p = c.new_process(_exec_process(
+            ["/bin/sh", "-c", "tty; stty size; cat /proc/self/stat; echo $$"],
+            terminal=True, consoleSize={"height": 20, "width": 60}))
+        assert p.terminal is not None
+        out = read_until_hangup(p.terminal.fileno()).decode()
+        assert p.wait() == 0
+        assert c.status == "running"
+    lines = out.replace("\r", "").splitlines()
+    assert lines[0].startswith("/dev/pts/")
+    assert lines[1] == "20 60"
+    stat = lines[2].rsplit(")", 1)[1].split()
+    assert stat[3] == lines[3]              # the shell leads its session (cat's parent)
+    assert int(stat[4]) >> 8 == 136         # ... and cat has the pty as its terminal
+
+
+def test_exec_leads_its_own_session(make_bundle: Callable[..., str], state_root: str,
+                                    tmp_path: Path) -> None:
+    config = Bundle(make_bundle(SLEEPER), id="term-exec-sid", root=state_root)
+    out = tmp_path / "stat"
+    with open(out, "wb") as f, new_container(config, config.graph_driver(),
+                                             NativeDriver()) as c:
+        c.create()
+        c.start()
+        p = c.new_process(_exec_process(["cat", "/proc/self/stat"]), stdout=f)
+        assert p.wait() == 0
+    fields = out.read_text().split()
+    stat = out.read_text().rsplit(")", 1)[1].split()
+    assert stat[2] == stat[3] == fields[0]      # its own process group and session (runc)
+
+
+def test_cli_exec_tty_with_a_console_socket(make_bundle: Callable[..., str], state_root: str,
+                                            tmp_path: Path) -> None:
+    config = Bundle(make_bundle(SLEEPER), id="term-exec-sock", root=state_root)
+    server = ConsoleServer(str(tmp_path / "exec.sock"))
+    try:
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
+            c.start()
+            r = cli(state_root, "exec", "-d", "-t", "--console-socket", server.path,
+                    "term-exec-sock", "sh")
+            assert r.returncode == 0, r.stderr
+            server.thread.join()
+            assert server.payload == b"/dev/ptmx" and len(server.fds) == 1
+            master = server.fds[0]
+            os.write(master, b"echo hi-$((6*7))\n")
+            assert b"hi-42" in read_until_hangup(master, b"hi-42")
+            os.write(master, b"exit\n")
+            read_until_hangup(master)
+    finally:
+        server.close()
+
+
+def test_cli_exec_tty_in_the_foreground(make_bundle: Callable[..., str], state_root: str) -> None:
+    config = Bundle(make_bundle(SLEEPER), id="term-exec-fg", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        r = cli(state_root, "exec", "-t", "term-exec-fg", "sh", "-c", "tty; read x; exit $x",
+                input="4\n")
+        assert r.returncode == 4, r.stderr
+        assert any(line.startswith("/dev/pts/")
+                   for line in r.stdout.replace("\r", "").splitlines()), r.stdout
+
+
+def test_cli_exec_preserve_fds(make_bundle: Callable[..., str], state_root: str,
+                               tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("passed\n")
+    config = Bundle(make_bundle(SLEEPER), id="term-exec-fds", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        shell = f'exec 3<{tmp_path}/a 4</etc/hostname; exec "$@"'
+        # the last command lists its own fds: 0-3 and its directory's (4: the host's 4
+        # stayed out)
+        r = subprocess.run(["bash", "-c", shell, "bash", *CLI, "--root", state_root, "exec",
+                            "--preserve-fds", "1", "term-exec-fds", "sh", "-c",
+                            "read a <&3; echo $a; exec ls /proc/self/fd"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        first, *fds = r.stdout.splitlines()
+        assert first == "passed"
+        assert " ".join(fds).split() == ["0", "1", "2", "3", "4"]
