@@ -52,3 +52,18 @@ class SetupError(ContainerkitError):
         self.detail = detail
         where = f" {detail}" if detail else ""
         super().__init__(f"container init: {step}{where}: {os.strerror(errno)}")
+
+
+def connect_error(path: str, e: OSError) -> str:
+    """Why connecting to the unix socket at ``path`` failed, in words: connect() on a
+    file that is not a socket says "connection refused", which sends people looking for
+    a listener that was never meant to be there."""
+    import os
+    import stat
+
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return "not a unix socket"
+    except OSError:
+        pass
+    return (e.strerror or str(e)).lower()

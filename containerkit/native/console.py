@@ -17,7 +17,7 @@ import os
 from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
 from array import array
 
-from ..errors import ConfigError
+from ..errors import ConfigError, connect_error
 from . import ops
 
 TYPE_CHECKING = False
@@ -54,7 +54,7 @@ def connect(path: str) -> socket:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise ConfigError(f"console socket {path}: {(e.strerror or str(e)).lower()}") from None
+        raise ConfigError(f"--console-socket {path}: {connect_error(path, e)}") from None
     return sock
 
 

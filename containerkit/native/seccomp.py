@@ -18,7 +18,7 @@ import errno as _errno
 import os
 
 from .. import spec as oci
-from ..errors import ContainerkitError, SpecError, UnsupportedError
+from ..errors import ContainerkitError, SpecError, UnsupportedError, connect_error
 from ..syscalls import ffi, lib
 
 TYPE_CHECKING = False
@@ -195,4 +195,4 @@ def send_to_listener(sec: oci.Seccomp, state: dict[str, object], fd: int) -> Non
             socket.send_fds(s, [container_process_state(sec, state)], [fd])
     except OSError as e:
         raise ContainerkitError(f"{FIELD}.listenerPath: {path}: "
-                                f"{(e.strerror or str(e)).lower()}") from None
+                                f"{connect_error(path, e)}") from None

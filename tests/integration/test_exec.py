@@ -398,7 +398,7 @@ def test_cli_exec_forwards_signals(make_bundle: Callable[..., str], state_root: 
     (["-t", "-d"], ["sh"], ("cannot allocate tty if containerkit will detach without",)),
     (["--console-socket", "/nonexistent.sock"], ["sh"], ("cannot use console socket",)),
     (["-t", "-d", "--console-socket", "/nonexistent.sock"], ["sh"],
-     ("console socket /nonexistent.sock: no such file or directory",)),
+     ("--console-socket /nonexistent.sock: no such file or directory",)),
     (["--preserve-fds", "40"], ["sh"], ("--preserve-fds 40: fd", "is not open")),
     # fd 3 is closed in the caller: said so, not taken for the init's pidfd
     (["--preserve-fds", "1"], ["sh"], ("--preserve-fds 1: fd 3 is not open",)),
