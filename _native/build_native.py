@@ -1276,6 +1276,20 @@ again:
     return parent;
 }
 
+/* The symlink `name` of dir made again in dst. Not inlined: its PATH_MAX buffer would
+ * otherwise sit in every frame of ck_copy_tree's recursion, and CK_COPY_DEPTH of those
+ * overflowed the child's fixed stack (CK_STACK_SIZE). */
+static __attribute__((noinline)) int ck_copy_link(int dir, int dst, const char *name)
+{
+    char target[PATH_MAX];
+    long got = ck_sys(SYS_readlinkat, dir, name, target, sizeof(target) - 1, 0);
+
+    if (got < 0)
+        return (int)got;
+    target[got] = '\0';
+    return (int)ck_sys(SYS_symlinkat, target, dst, name, 0, 0);
+}
+
 /* Copy the tree under src (a directory fd) into dst: modes, owners, symlinks as
  * symlinks, device nodes and fifos as nodes; nothing is followed. For tmpcopyup. */
 static int ck_copy_tree(int src, int dst, int depth)
@@ -1337,15 +1351,7 @@ static int ck_copy_tree(int src, int dst, int depth)
                     break;
                 rc = 0;
             } else if (S_ISLNK(st.st_mode)) {
-                char target[PATH_MAX];
-
-                got = ck_sys(SYS_readlinkat, dir, name, target, sizeof(target) - 1, 0);
-                if (got < 0) {
-                    rc = (int)got;
-                    break;
-                }
-                target[got] = '\0';
-                rc = (int)ck_sys(SYS_symlinkat, target, dst, name, 0, 0);
+                rc = ck_copy_link(dir, dst, name);
             } else {
                 rc = (int)ck_sys(SYS_mknodat, dst, name, st.st_mode, (unsigned int)st.st_rdev, 0);
             }

@@ -362,3 +362,33 @@ def test_mount_label_refused_without_selinux(make_bundle: Callable[..., str],
                                                 r"on this host"):
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
+
+
+def test_tmpcopyup_of_a_deep_tree(make_bundle: Callable[..., str], state_root: str,
+                                  tmp_path: Path, rootfs: str) -> None:
+    """tmpcopyup copies recursively on the child's fixed stack (no malloc there): a tree
+    as deep as it allows (with a symlink at every level) is copied, a deeper one refused."""
+    root = copy_rootfs(rootfs, str(tmp_path / "copy"))
+    for name, depth in (("ok", 24), ("deep", 26)):
+        path = os.path.join(root, name)
+        for k in range(depth):
+            path = os.path.join(path, f"d{k}")
+            os.makedirs(path)
+            os.symlink("../" * 40 + "x" * 200, os.path.join(path, "link"))
+        Path(path, "leaf").write_text(f"{name}\n")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["root"]["path"] = root
+        cfg["mounts"].append({"destination": "/ok", "type": "tmpfs", "source": "tmpfs",
+                              "options": ["tmpcopyup"]})
+
+    leaf = "/ok/" + "/".join(f"d{k}" for k in range(24)) + "/leaf"
+    status, out = run(make_bundle(["cat", leaf], edit), state_root, "mounts-deepcopy")
+    assert (status, out) == (0, "ok\n")
+
+    def deeper(cfg: dict[str, Any]) -> None:
+        edit(cfg)
+        cfg["mounts"][-1]["destination"] = "/deep"
+
+    with pytest.raises(SetupError, match="/deep.*(too many levels|Too many levels)"):
+        run(make_bundle(["true"], deeper), state_root, "mounts-deepcopy2")
