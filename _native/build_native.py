@@ -1582,6 +1582,15 @@ static int ck_mask_at(struct ck_child *child, const char *path)
             ck_close(null);
             null = -ENODEV;             /* /dev/null is not the null device */
         }
+        if (null == -ENOENT || null == -ENODEV) {
+            const char no[] = "the container has no /dev/null to mask it with";
+            const char not[] = "the container's /dev/null is not the null device";
+
+            if (null == -ENOENT)
+                memcpy(child->why, no, sizeof(no));
+            else
+                memcpy(child->why, not, sizeof(not));
+        }
         tree = null < 0 ? null : (int)ck_sys(SYS_open_tree, null, "",
                                              CK_OPEN_TREE_CLONE | O_CLOEXEC | CK_AT_EMPTY_PATH,
                                              0, 0);
@@ -1782,31 +1791,46 @@ static int ck_pty(struct ck_child *child, const char *ptmx, unsigned short rows,
     return 0;
 }
 
-/* /dev/console: an empty 0666 file (made if missing), the pty's peer bound onto it
- * through /proc/self/fd (or /dev/pts/N where /proc is not mounted). */
-static int ck_console(const struct ck_child *child, const char *path)
+/* /dev/console: an empty file (made if missing), the pty's peer bound onto it by fd
+ * (open_tree of the peer, move_mount onto the target's fd: no path is looked up). The
+ * target is resolved in the root refusing any symlink: the image's /dev/console as a
+ * symlink to /proc/sys/kernel/core_pattern put the pty over that (runc's
+ * CVE-2025-52565), before the read-only and masked paths are applied. */
+static int ck_console(struct ck_child *child, const char *path)
 {
-    char src[64];
-    struct stat st;
-    int fd, rc;
+    const unsigned long long how = CK_IN_ROOT | CK_RESOLVE_NO_SYMLINKS;
+    struct statfs sfs;
+    int target, tree, rc;
 
     if (child->pty_peer < 0)
         return -EBADF;                  /* no CK_OP_PTY before: a plan bug */
-    if (ck_stat(path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        fd = ck_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0);
-        if (fd < 0)
-            return fd;
-        rc = (int)ck_sys(SYS_fchmod, fd, 0666, 0, 0, 0);
-        ck_close(fd);
-        if (rc < 0)
-            return rc;
+    target = ck_openat2(child->rootfd, path, O_PATH | O_CLOEXEC, how);
+    if (target == -ENOENT) {
+        target = ck_resolve(child->rootfd, path, CK_MK_FILE);
+        if (target >= 0)
+            ck_close(target);
+        target = ck_openat2(child->rootfd, path, O_PATH | O_CLOEXEC, how);
     }
-    ck_path_num(src, sizeof(src), "/proc/self/fd/", (unsigned int)child->pty_peer);
-    rc = ck_mount_raw(src, path, NULL, MS_BIND, NULL);
-    if (rc == -ENOENT) {
-        ck_path_num(src, sizeof(src), "/dev/pts/", child->pty_index);
-        rc = ck_mount_raw(src, path, NULL, MS_BIND, NULL);
+    if (target == -ELOOP) {
+        const char why[] = "a symlink in the container's path, refused";
+
+        memcpy(child->why, why, sizeof(why));
     }
+    if (target < 0)
+        return target;
+    rc = (int)ck_sys(SYS_fstatfs, target, &sfs, 0, 0, 0);
+    if (rc == 0 && sfs.f_type == CK_PROC_SUPER_MAGIC) {
+        const char why[] = "the destination is inside /proc";
+
+        memcpy(child->why, why, sizeof(why));
+        rc = -EPERM;
+    }
+    tree = rc < 0 ? rc : (int)ck_sys(SYS_open_tree, child->pty_peer, "",
+                                     CK_OPEN_TREE_CLONE | O_CLOEXEC | CK_AT_EMPTY_PATH, 0, 0);
+    rc = tree < 0 ? tree : ck_move_mount(tree, target);
+    if (tree >= 0)
+        ck_close(tree);
+    ck_close(target);
     return rc;
 }
 

@@ -233,3 +233,44 @@ def test_swapping_a_directory_for_a_symlink_never_escapes(
         swapper.wait()
     assert outcomes
     _untouched(target)
+
+
+def test_dev_console_symlink_is_refused(make_bundle: Callable[..., str], state_root: str,
+                                        hostile: tuple[str, Path]) -> None:
+    """The image's own /dev (no tmpfs on it) with /dev/console a symlink into /proc: the
+    pty was bound over /proc/sys/kernel/core_pattern before the read-only paths were
+    applied (runc's CVE-2025-52565). Refused, nothing mounted in /proc."""
+    root, _ = hostile
+    dev = Path(root, "dev")
+    dev.mkdir(exist_ok=True)
+    (dev / "pts").mkdir(exist_ok=True)
+    os.mknod(dev / "null", 0o020666, os.makedev(1, 3))
+    os.symlink("pts/ptmx", dev / "ptmx")
+    os.symlink("/proc/sys/kernel/core_pattern", dev / "console")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["process"]["terminal"] = True
+        cfg["mounts"] = [m for m in cfg["mounts"]
+                         if m["destination"] not in ("/dev", "/dev/shm", "/dev/mqueue")]
+
+    bundle = _bundle(make_bundle, root, ["true"], edit)
+    with pytest.raises(SetupError, match=r"^container init: terminal /dev/console \(a symlink"):
+        run(bundle, state_root, "hostile-console")
+
+
+def test_masked_file_without_dev_null_names_it(make_bundle: Callable[..., str],
+                                               state_root: str,
+                                               hostile: tuple[str, Path]) -> None:
+    """The image's own /dev without a null device: a masked file cannot be covered, and
+    the error says why (it said only "/proc/keys: no such file or directory")."""
+    root, _ = hostile
+    Path(root, "dev").mkdir(exist_ok=True)
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["mounts"] = [m for m in cfg["mounts"]
+                         if m["destination"] not in ("/dev", "/dev/shm", "/dev/mqueue")]
+
+    bundle = _bundle(make_bundle, root, ["true"], edit)
+    with pytest.raises(SetupError, match=r"maskedPaths /proc/\w+ \(the container has no "
+                                         r"/dev/null to mask it with\)"):
+        run(bundle, state_root, "hostile-nonull")
