@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import textwrap
 import time
+from typing import Any
 
 # a container that counts, so freezing can be seen from outside
 COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done"
@@ -27,3 +30,38 @@ def advances(pid: int) -> bool:
     first = counter(pid)
     time.sleep(0.3)
     return counter(pid) != first
+
+
+def sh(script: str) -> list[str]:
+    """A shell script as process.args (dedented: tests write it indented)."""
+    return ["/bin/sh", "-c", textwrap.dedent(script)]
+
+
+def run_container(bundle: str, root: str, cid: str = "t1", driver: Any = None, *,
+                  stdin: int | None = None, timeout: float = 30) -> tuple[int, str]:
+    """Create, start, wait and delete through the library: (exit status, what the
+    container wrote on stdout and stderr). The output goes to a file in the bundle, not
+    a pipe, so that a process left holding it cannot make the reader wait."""
+    from containerkit import Bundle, NativeDriver, new_container
+
+    config = Bundle(bundle, id=cid, root=root)
+    out = os.path.join(bundle, f"{cid}.out")
+    with open(out, "w+b") as f:
+        with new_container(config, config.graph_driver(), driver or NativeDriver()) as c:
+            c.stdout = f
+            c.stderr = f
+            if stdin is not None:
+                c.stdin = stdin
+            c.create()
+            c.start()
+            status = c.wait(timeout=timeout)
+        f.seek(0)
+        return status or 0, f.read().decode()
+
+
+def is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

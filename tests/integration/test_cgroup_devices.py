@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import run_container
 
 from containerkit import Bundle, NativeDriver, new_container, syscalls
 from containerkit import spec as oci
@@ -59,17 +60,9 @@ def _results(out: str) -> dict[tuple[str, str], str]:
 
 
 def _run(bundle: str, root: str, cid: str) -> str:
-    config = Bundle(bundle, id=cid, root=root)
-    out = os.path.join(bundle, "out")
-    with open(out, "w+") as f:
-        with new_container(config, config.graph_driver(), NativeDriver()) as c:
-            c.stdout = f
-            c.stderr = f
-            c.create()
-            c.start()
-            assert c.wait(timeout=30) == 0
-        f.seek(0)
-        return f.read()
+    status, out = run_container(bundle, root, cid)
+    assert status == 0, out
+    return out
 
 
 def test_denied_device_cannot_be_opened_even_by_root(make_bundle: Callable[..., str],

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import is_open
 
 from containerkit import Bundle, NativeDriver, UnsupportedError, new_container
 from containerkit.busybox import make_rootfs
@@ -104,7 +105,7 @@ def test_only_stdio_and_preserved_fds_cross(make_bundle: Callable[..., str], sta
     # only if nothing but 0-3 crossed
     bundle = make_bundle(["/bin/sh", "-c", "cat /idm/f; exec ls -l /proc/self/fd"], edit)
     listener.start()
-    saved = os.dup(3) if _is_open(3) else -1
+    saved = os.dup(3) if is_open(3) else -1
     r, w = os.pipe()
     try:
         if r != 3:
@@ -128,7 +129,7 @@ def test_only_stdio_and_preserved_fds_cross(make_bundle: Callable[..., str], sta
         if saved >= 0:
             os.dup2(saved, 3)
             os.close(saved)
-        elif _is_open(3):
+        elif is_open(3):
             os.close(3)
         listener.join(timeout=30)
         listener.close()
@@ -138,11 +139,3 @@ def test_only_stdio_and_preserved_fds_cross(make_bundle: Callable[..., str], sta
     fds = sorted(int(line.split()[8]) for line in lines[1:] if line.startswith(("lr", "l-")))
     assert fds == [0, 1, 2, 3, 4], out
     assert len(listener.fds) == 1                       # the agent did get the notify fd
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True

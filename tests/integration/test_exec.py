@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from ckhelpers import sh
 
 from containerkit import (
     Bundle,
@@ -39,10 +39,6 @@ pytestmark = pytest.mark.usefixtures("leak_check")
 
 SLEEPER = ["sleep", "1000"]
 NS = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
-
-
-def sh(script: str) -> list[str]:
-    return ["/bin/sh", "-c", textwrap.dedent(script)]
 
 
 @contextmanager

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import run_container as run
+from ckhelpers import sh
 from conftest import copy_rootfs
 
 from containerkit import Bundle, NativeDriver, SetupError, new_container
@@ -25,24 +27,6 @@ from containerkit import Bundle, NativeDriver, SetupError, new_container
 pytestmark = pytest.mark.usefixtures("leak_check")
 
 UP = "../../../../../../../../.."
-
-
-def run(bundle: str, root: str, cid: str) -> tuple[int, str]:
-    config = Bundle(bundle, id=cid, root=root)
-    out = os.path.join(bundle, f"{cid}.out")
-    with open(out, "w+b") as f:
-        with new_container(config, config.graph_driver(), NativeDriver()) as c:
-            c.stdout = f
-            c.stderr = f
-            c.create()
-            c.start()
-            status = c.wait(timeout=30)
-        f.seek(0)
-        return status or 0, f.read().decode()
-
-
-def sh(script: str) -> list[str]:
-    return ["/bin/sh", "-c", textwrap.dedent(script)]
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from ckhelpers import COUNTER, advances, counter
+from ckhelpers import COUNTER, advances, counter, sh
+from ckhelpers import run_container as run
 
 from containerkit import (
     BindGraphDriver,
@@ -30,27 +30,6 @@ from containerkit import (
 )
 
 pytestmark = pytest.mark.usefixtures("leak_check")
-
-
-def run(bundle: str, root: str, cid: str = "t1", stdin: int | None = None) -> tuple[int, str]:
-    """Create, start, wait and delete; returns (status, what the container printed)."""
-    config = Bundle(bundle, id=cid, root=root)
-    out = os.path.join(bundle, f"{cid}.out")
-    with open(out, "w+b") as f:
-        with new_container(config, config.graph_driver(), NativeDriver()) as c:
-            c.stdout = f
-            c.stderr = f
-            if stdin is not None:
-                c.stdin = stdin
-            c.create()
-            c.start()
-            status = c.wait(timeout=30)
-        f.seek(0)
-        return status or 0, f.read().decode()
-
-
-def sh(script: str) -> list[str]:
-    return ["/bin/sh", "-c", textwrap.dedent(script)]
 
 
 def test_readme_shape_runs(make_bundle: Callable[..., str], state_root: str) -> None:

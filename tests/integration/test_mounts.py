@@ -9,12 +9,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import run_container as run
+from ckhelpers import sh
 from conftest import copy_rootfs
 
 from containerkit import (
@@ -30,24 +31,6 @@ from containerkit import syscalls as s
 from containerkit.busybox import make_rootfs
 
 pytestmark = pytest.mark.usefixtures("leak_check")
-
-
-def run(bundle: str, root: str, cid: str, driver: NativeDriver | None = None) -> tuple[int, str]:
-    config = Bundle(bundle, id=cid, root=root)
-    out = os.path.join(bundle, f"{cid}.out")
-    with open(out, "w+b") as f:
-        with new_container(config, config.graph_driver(), driver or NativeDriver()) as c:
-            c.stdout = f
-            c.stderr = f
-            c.create()
-            c.start()
-            status = c.wait(timeout=30)
-        f.seek(0)
-        return status or 0, f.read().decode()
-
-
-def sh(script: str) -> list[str]:
-    return ["/bin/sh", "-c", textwrap.dedent(script)]
 
 
 def mounts_with(*extra: dict[str, Any]) -> Callable[[dict[str, Any]], None]:

@@ -7,12 +7,13 @@ import os
 import re
 import shutil
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from ckhelpers import run_container as run
+from ckhelpers import sh
 
 from containerkit import Bundle, NativeDriver, SpecError, UnsupportedError, new_container
 
@@ -22,30 +23,12 @@ OFFSETS = {"monotonic": {"secs": 7881, "nanosecs": 2718281},
            "boottime": {"secs": 1337, "nanosecs": 3141519}}
 
 
-def sh(script: str) -> list[str]:
-    return ["/bin/sh", "-c", textwrap.dedent(script)]
-
-
 def with_timens(offsets: dict[str, Any] | None = None) -> Callable[[dict[str, Any]], None]:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["linux"]["namespaces"].append({"type": "time"})
         if offsets is not None:
             cfg["linux"]["timeOffsets"] = offsets
     return edit
-
-
-def run(bundle: str, root: str, cid: str) -> tuple[int, str]:
-    config = Bundle(bundle, id=cid, root=root)
-    out = os.path.join(bundle, "out")
-    with open(out, "w+b") as f:
-        with new_container(config, config.graph_driver(), NativeDriver()) as c:
-            c.stdout = f
-            c.stderr = f
-            c.create()
-            c.start()
-            status = c.wait(timeout=30)
-        f.seek(0)
-        return status or 0, f.read().decode()
 
 
 def _uptime() -> float:

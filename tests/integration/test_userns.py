@@ -12,11 +12,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from ckhelpers import run_container as run
+from ckhelpers import sh
 
 # podman's world (fixtures), for a run with --uidmap through conmon
 from test_podman import IMAGE, Podman, pod, podman  # noqa: F401  (fixtures)
@@ -65,24 +66,6 @@ def userns_bundle(make_bundle: Callable[..., str], open_dir: str) -> Callable[..
                 edit(cfg)
         return make_bundle(args, full)
     return make
-
-
-def sh(script: str) -> list[str]:
-    return ["/bin/sh", "-c", textwrap.dedent(script)]
-
-
-def run(bundle: str, root: str, cid: str) -> tuple[int, str]:
-    config = Bundle(bundle, id=cid, root=root)
-    out = os.path.join(bundle, "out")
-    with open(out, "w+b") as f:
-        with new_container(config, config.graph_driver(), NativeDriver()) as c:
-            c.stdout = f
-            c.stderr = f
-            c.create()
-            c.start()
-            status = c.wait(timeout=30)
-        f.seek(0)
-        return status or 0, f.read().decode()
 
 
 def test_root_inside_and_the_maps(userns_bundle: Callable[..., str], state_root: str) -> None:

@@ -6,7 +6,8 @@ import json
 import os
 from typing import Any
 
-from containerkit import Bundle, NativeDriver, new_container
+from ckhelpers import run_container
+
 from containerkit.busybox import make_bundle
 
 
@@ -17,17 +18,7 @@ def _run(tmp_path: Any, args: list[str], resources: dict[str, Any]) -> tuple[int
     cfg["linux"]["resources"].update(resources)
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(cfg, f)
-    out = tmp_path / "out"
-    config = Bundle(bundle, id="res1", root=str(tmp_path / "state"))
-    with open(out, "w+") as f:
-        with new_container(config, config.graph_driver(), NativeDriver()) as c:
-            c.stdout = f
-            c.stderr = f
-            c.create()
-            c.start()
-            status = c.wait(timeout=120)
-        f.seek(0)
-        return status or 0, f.read()
+    return run_container(bundle, str(tmp_path / "state"), "res1", timeout=120)
 
 
 def test_limits_are_visible_inside(tmp_path: Any) -> None:
