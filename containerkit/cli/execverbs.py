@@ -19,7 +19,6 @@ from .main import Context, UsageError
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
 if TYPE_CHECKING:
-    from types import FrameType
     from typing import Any
 
     from .. import spec as oci
@@ -150,35 +149,6 @@ def build_process(args: Any, base: oci.Process | None) -> oci.Process:
     return oci.Process.from_dict(doc, source="exec")
 
 
-class _Forwarder:
-    """Signals that reach a foreground ``exec``: passed on to the process (recorded until
-    it exists), as ``run`` passes them to the init."""
-
-    def __init__(self, signums: tuple[int, ...]) -> None:
-        self.pending: list[int] = []
-        self.target: Process | None = None
-        self._old = {s: signal.signal(s, self._handler) for s in signums}
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self.target is None:
-            self.pending.append(signum)
-            return
-        try:
-            self.target.signal(signum)
-        except OSError:
-            pass
-
-    def forward_to(self, process: Process) -> None:
-        self.target = process
-        pending, self.pending = self.pending, []
-        for signum in pending:
-            self._handler(signum, None)
-
-    def restore(self) -> None:
-        for signum, old in self._old.items():
-            signal.signal(signum, old)
-
-
 def _write_pid_file(path: str, process: Process) -> None:
     from ..state import write_atomic
 
@@ -196,7 +166,7 @@ def _kill(process: Process) -> None:
 
 
 def do_exec(args: Any, ctx: Context) -> int:
-    from .lifecycle import FORWARDED, _load, check_terminal, passed_fds
+    from .lifecycle import FORWARDED, SignalGuard, _load, check_terminal, passed_fds
 
     _refuse_unsupported(args)
     # before this process opens anything (the init's pidfd would take a closed fd 3)
@@ -209,7 +179,7 @@ def do_exec(args: Any, ctx: Context) -> int:
     if args.tty:
         proc.terminal = True
     check_terminal(proc.terminal, args.detach, args.console_socket)
-    forwarder = None if args.detach else _Forwarder(FORWARDED)
+    forwarder = None if args.detach else SignalGuard(FORWARDED)
     try:
         process = container.new_process(
             proc, console_socket=os.path.abspath(args.console_socket)

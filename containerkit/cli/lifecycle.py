@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..container import Container
+    from ..process import Process
 
 # what `run` passes on to the container (runc forwards every signal it can catch)
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -33,28 +34,27 @@ class Interrupted(CLIError):
 
 
 class SignalGuard:
-    """Signals that reach `create`/`run`.
+    """Signals that reach `create`/`run`/`exec`.
 
     Until ``forward_to`` they are only recorded: the library is never interrupted in the
     middle of a step (its clean-up paths stay simple), and the caller checks ``pending``
-    at safe points. After ``forward_to`` each one is passed to the container's init.
+    at safe points. After ``forward_to`` each one is passed to the process (the
+    container's init, or an exec'd process).
     """
 
     def __init__(self, signums: tuple[int, ...]) -> None:
         self.pending: list[int] = []
-        self._target: Container | None = None
+        self._target: Process | None = None
         self._old = {s: signal.signal(s, self._handler) for s in signums}
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self._target is None:
             self.pending.append(signum)
             return
-        init = self._target.init
-        if init is not None:
-            try:
-                init.signal(signum)
-            except OSError:           # already gone: nothing to pass it to
-                pass
+        try:
+            self._target.signal(signum)
+        except OSError:               # already gone: nothing to pass it to
+            pass
 
     def check(self) -> None:
         """Raise Interrupted if a signal that means "stop" came (SIGWINCH does not)."""
@@ -62,8 +62,8 @@ class SignalGuard:
             if signum in ABORTING:
                 raise Interrupted(signum)
 
-    def forward_to(self, container: Container) -> None:
-        self._target = container
+    def forward_to(self, process: Process | None) -> None:
+        self._target = process
         pending, self.pending = self.pending, []
         for signum in pending:
             self._handler(signum, None)
@@ -236,7 +236,7 @@ def do_run(args: Any, ctx: Context) -> int:
             if args.detach:
                 guard.check()
                 return 0
-            guard.forward_to(container)
+            guard.forward_to(container.init)
             if container.terminal is not None:      # run -t: this process is the terminal
                 from ..native.console import relay
 
