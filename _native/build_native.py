@@ -823,26 +823,18 @@ static int ck_affinity(const unsigned int *words, int nwords)
     return (int)ck_sys(SYS_sched_setaffinity, 0, sizeof(mask), mask, 0, 0);
 }
 
-/* With SECCOMP_FILTER_FLAG_NEW_LISTENER seccomp(2) returns the notify fd: it goes to
- * the parent as "SECCOMP" with SCM_RIGHTS on sync_fd, and the init waits for CONTINUE
- * (the agent must hold the fd before the init makes a notified call). */
-static int ck_seccomp(unsigned int flags, const unsigned int *words, int nwords, int sync_fd)
+/* One sync message (sync.py's table) with fd attached (SCM_RIGHTS). */
+static int ck_send_fd(int sync_fd, const char *text, int fd)
 {
-    struct { unsigned short len; const void *filter; } prog = {
-        (unsigned short)(nwords / 2), words };
     union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
     struct msghdr msg;
     struct iovec iov;
     struct cmsghdr *cmsg;
-    int fd, rc;
 
-    fd = (int)ck_sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags, &prog, 0, 0);
-    if (fd < 0 || !(flags & 8 /* SECCOMP_FILTER_FLAG_NEW_LISTENER */))
-        return fd < 0 ? fd : 0;
     memset(&msg, 0, sizeof(msg));
     memset(&control, 0, sizeof(control));
-    iov.iov_base = (void *)"SECCOMP";
-    iov.iov_len = 7;
+    iov.iov_base = (void *)text;
+    iov.iov_len = strlen(text);
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.buf;
@@ -852,7 +844,22 @@ static int ck_seccomp(unsigned int flags, const unsigned int *words, int nwords,
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-    rc = (int)ck_sys(SYS_sendmsg, sync_fd, &msg, 0, 0, 0);
+    return (int)ck_sys(SYS_sendmsg, sync_fd, &msg, MSG_NOSIGNAL, 0, 0);
+}
+
+/* With SECCOMP_FILTER_FLAG_NEW_LISTENER seccomp(2) returns the notify fd: it goes to
+ * the parent as "SECCOMP" with SCM_RIGHTS on sync_fd, and the init waits for CONTINUE
+ * (the agent must hold the fd before the init makes a notified call). */
+static int ck_seccomp(unsigned int flags, const unsigned int *words, int nwords, int sync_fd)
+{
+    struct { unsigned short len; const void *filter; } prog = {
+        (unsigned short)(nwords / 2), words };
+    int fd, rc;
+
+    fd = (int)ck_sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, flags, &prog, 0, 0);
+    if (fd < 0 || !(flags & 8 /* SECCOMP_FILTER_FLAG_NEW_LISTENER */))
+        return fd < 0 ? fd : 0;
+    rc = ck_send_fd(sync_fd, "SECCOMP", fd);
     ck_close(fd);
     if (rc < 0)
         return rc;
@@ -1838,33 +1845,12 @@ static int ck_console(struct ck_child *child, const char *path)
  * init has no more use for the master. */
 static int ck_send_pty(struct ck_child *child, int sync_fd)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg;
-    struct iovec iov;
-    struct cmsghdr *cmsg;
-    long rc;
+    int rc;
 
     if (child->pty_master < 0)
         return -EBADF;
-    memset(&msg, 0, sizeof(msg));
-    memset(&control, 0, sizeof(control));
-    iov.iov_base = (void *)"CONSOLE";
-    iov.iov_len = 7;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof(control.buf);
-    cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &child->pty_master, sizeof(int));
-    rc = ck_sys(SYS_sendmsg, sync_fd, &msg, MSG_NOSIGNAL, 0, 0);
-    if (rc < 0)
-        return (int)rc;
+    if ((rc = ck_send_fd(sync_fd, "CONSOLE", child->pty_master)) < 0)
+        return rc;
     ck_close(child->pty_master);
     child->pty_master = -1;
     return 0;
