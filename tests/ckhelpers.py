@@ -65,3 +65,15 @@ def is_open(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def assert_one_error_line(res: Any, *needles: str) -> None:
+    """A refused command (anything with returncode and stderr): nonzero, no traceback,
+    one line "containerkit: ..." that contains each of ``needles``."""
+    assert res.returncode != 0, res
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("containerkit: "), lines
+    for needle in needles:
+        assert needle in lines[0], lines

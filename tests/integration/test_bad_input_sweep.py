@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import assert_one_error_line
 
 _SCRIPT = Path(sys.executable).with_name("containerkit")
 CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
@@ -163,16 +164,6 @@ CASES: list[tuple[str, Edit, tuple[str, ...]]] = [
     ("io-priority-bad-class", _process(ioPriority={"class": "IOPRIO_CLASS_NOPE",
                                                    "priority": 1}), ("ioPriority",)),
 ]
-
-
-def assert_one_error_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode != 0, proc
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("containerkit: "), lines
-    for needle in needles:
-        assert needle in lines[0], lines
 
 
 def run_cli(state_root: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

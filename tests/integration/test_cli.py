@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ckhelpers import COUNTER, advances, counter
+from ckhelpers import COUNTER, advances, assert_one_error_line, counter
 
 from containerkit import spec as oci
 from containerkit.busybox import make_bundle
@@ -158,16 +158,6 @@ def assert_nothing_left(ck: CK, cid: str, before: set[str] | None = None) -> Non
     for bundle in ck.bundles:
         assert bundle not in mounts
     assert ck.rootfs not in mounts
-
-
-def assert_one_error_line(res: Result, *needles: str) -> None:
-    assert res.returncode != 0, res
-    assert "Traceback" not in res.stderr, res.stderr
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("containerkit: "), lines
-    for needle in needles:
-        assert needle in lines[0], lines
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
