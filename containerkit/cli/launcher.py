@@ -7,6 +7,10 @@ the ~10 ms a ``state`` call costs, paid on every call podman and the containerd 
 This launcher runs the same ``main`` with ``-I -S`` (isolated, no site) and the import
 paths ``site`` would have added baked in, so it also needs no environment at all (podman
 calls the runtime with no PATH and no HOME). ``./dev`` writes it over pip's script.
+
+It also raises the cyclic garbage collector's first threshold (700 allocations by
+default): importing the ~50 modules of ``create`` ran ~15 collections that find nothing
+(~0.8 ms of CPU). Collections still happen, rarely, in the verbs that run long.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ TEMPLATE = """#!{python} -IS
 # containerkit's launcher, written by `python -m containerkit.cli.launcher` (./dev setup):
 # isolated and without site (no .pth files, no sitecustomize, no environment); the import
 # paths site would add are baked in below.
+import gc
 import sys
+gc.set_threshold(50000, 20, 20)  # (see containerkit/cli/launcher.py)
 sys.path[:0] = {paths!r}
 from containerkit.cli.main import run
 run()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from .bind import BindGraphDriver
 from .mount import Mount
-from .overlay import OverlayGraphDriver
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
 if TYPE_CHECKING:
     from typing import Any
 
     from ..protocols import GraphDriver
+    from .overlay import OverlayGraphDriver
 
 
 def __getattr__(name: str) -> object:
@@ -18,6 +18,10 @@ def __getattr__(name: str) -> object:
         from ..protocols import GraphDriver
 
         return GraphDriver
+    if name == "OverlayGraphDriver":    # on first use: `create` of a bundle never needs it
+        from .overlay import OverlayGraphDriver
+
+        return OverlayGraphDriver
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -26,6 +30,8 @@ def from_description(desc: dict[str, Any]) -> GraphDriver | None:
     if kind == "bind":
         return BindGraphDriver(desc["path"])
     if kind == "overlay":
+        from .overlay import OverlayGraphDriver
+
         return OverlayGraphDriver(desc["lowers"], root=desc["root"])
     return None
 

@@ -19,7 +19,6 @@ import _signal as signal  # not signal: its enums import enum (CLI start-up)
 import os
 from _weakref import ref  # not weakref: its import costs every create/run ~1 ms
 
-from .. import syscalls
 from ..cgroups import Cgroup, container_cgroup_path
 from ..errors import ContainerkitError, InvalidState, SetupError, UnsupportedError
 from ..process import Process
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from typing import IO
 
     from .. import spec as oci
+    from .. import syscalls
     from ..container import Container
     from .plan import Plan
 
@@ -102,6 +102,8 @@ class NativeDriver:
 
     def _create(self, container: Container, terminal: bool,
                 console_sock: _socket.socket | None) -> Process:
+        # syscalls (the cffi module) here: `start` and `delete` need neither (~0.8 ms)
+        from .. import syscalls
         from .ops import OpArray
         from .plan import build
 
@@ -239,6 +241,7 @@ class NativeDriver:
         returned process's ``terminal``. ``preserve_fds``/``listen_fds``: see
         ``exec_plan.build_exec``; ``hold_fd`` too (tests only): returns while the child
         waits on it."""
+        from .. import syscalls
         from .exec_plan import NAMESPACE_FILES, build_exec
         from .ops import OpArray
 

@@ -10,9 +10,9 @@ import resource
 from .. import spec as oci
 from ..errors import SpecError, UnsupportedError
 from . import capabilities as caps
-from . import numa, ops
-from .seccomp import load_op
+from . import ops
 
+# numa and seccomp are imported where used: each module on the create path costs ~0.2 ms
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .plan import Plan
@@ -33,6 +33,8 @@ def _identity_steps(plan: Plan, linux: oci.Linux | None, proc: oci.Process) -> N
     capabilities are dropped (an RT policy needs CAP_SYS_NICE)."""
     pol = linux.memory_policy if linux is not None else None
     if pol is not None:
+        from . import numa
+
         op, detail = numa.mempolicy_op(pol)
         plan.add("memoryPolicy", op, detail=detail)
     pers = linux.personality if linux is not None else None
@@ -128,6 +130,8 @@ def process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
     if linux is not None and linux.seccomp is not None and not proc.no_new_privileges:
         # without no_new_privs seccomp(2) needs CAP_SYS_ADMIN: load before the user and
         # capability ops drop it (runc does the same), so the filter must allow them
+        from .seccomp import load_op
+
         add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
     add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids,
                              plan.setgroups_denied),
