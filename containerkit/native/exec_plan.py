@@ -32,7 +32,7 @@ from ..errors import ContainerkitError, SpecError, UnsupportedError
 from . import numa, ops, userns
 from .console import console_steps
 from .identity import process_steps
-from .plan import Plan, _candidates, _lsm_refusal
+from .plan import Plan, _lsm_refusal, program_steps
 from .seccomp import load_op
 
 PR_SET_DUMPABLE = 4
@@ -134,20 +134,7 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
         plan.steps += [step for step in console_steps(proc, sync_fd)
                        if step.code != ops.lib.CK_OP_CONSOLE]     # /dev/console: init's
     process_steps(plan, spec, proc)
-    add("fds", ops.cloexec_from(3 + preserve_fds))
-    if preserve_fds:
-        add("preserve fds", ops.inherit_fds(3, preserve_fds), detail=f"3..{2 + preserve_fds}")
-    env: dict[bytes, bytes] = {}       # the last of a repeated name wins, as in runc
-    for i, e in enumerate(proc.env):
-        key, eq, value = e.partition("=")
-        if not eq or not key:
-            raise SpecError(f"process.env[{i}]: {e!r} is not KEY=VALUE")
-        env[key.encode()] = value.encode()
-    if listen_fds:
-        env[b"LISTEN_FDS"] = str(listen_fds).encode()
-        env[b"LISTEN_PID"] = b"1"       # what runc passes, for exec'd processes too
-    add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
-        detail=repr(proc.args[0]))
+    env = program_steps(plan, proc, preserve_fds, listen_fds, "")
     if hold_fd >= 0:
         add("hold", ops.report_created_and_wait(sync_fd, hold_fd), detail="test hold")
     if final is not None:       # inside the container's cgroup, before execve

@@ -325,20 +325,7 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         plan.steps[at:at] = console_steps(proc, sync_fd)
     process_steps(plan, spec, proc)
 
-    add("fds", ops.cloexec_from(3 + preserve_fds))
-    if preserve_fds:
-        add("preserve fds", ops.inherit_fds(3, preserve_fds), detail=f"3..{2 + preserve_fds}")
-    env = {}
-    for i, e in enumerate(proc.env):
-        key, eq, value = e.partition("=")
-        if not eq or not key:
-            raise SpecError(f"config.json: process.env[{i}]: {e!r} is not KEY=VALUE")
-        env[key.encode()] = value.encode()
-    if listen_fds:
-        env[b"LISTEN_FDS"] = str(listen_fds).encode()
-        env[b"LISTEN_PID"] = b"1"           # the init, in its own pid namespace
-    add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
-        detail=repr(proc.args[0]))
+    env = program_steps(plan, proc, preserve_fds, listen_fds, "config.json: ")
     if linux.seccomp is not None and proc.no_new_privileges:
         # as late as can still report an error at create: after it only the CREATED
         # write, the FIFO read, umask, one sigaction and execve remain (runc's order)
@@ -390,6 +377,30 @@ def _open_ns(plan: Plan, t: str, path: str) -> int:
                         f"{e.strerror}") from None
     plan.join_fds.append(fd)
     return fd
+
+
+def program_steps(plan: Plan, proc: oci.Process, preserve_fds: int, listen_fds: int,
+                  where: str) -> dict[bytes, bytes]:
+    """What the init and an exec'd process share before execve: only 0-2 and the
+    preserved fds cross over, the environment (the last of a repeated name wins, as in
+    runc; LISTEN_PID 1 as runc passes it, for exec'd processes too), the program looked
+    up with the container's PATH. Returns the environment; ``where`` prefixes errors."""
+    add = plan.add
+    add("fds", ops.cloexec_from(3 + preserve_fds))
+    if preserve_fds:
+        add("preserve fds", ops.inherit_fds(3, preserve_fds), detail=f"3..{2 + preserve_fds}")
+    env: dict[bytes, bytes] = {}
+    for i, e in enumerate(proc.env):
+        key, eq, value = e.partition("=")
+        if not eq or not key:
+            raise SpecError(f"{where}process.env[{i}]: {e!r} is not KEY=VALUE")
+        env[key.encode()] = value.encode()
+    if listen_fds:
+        env[b"LISTEN_FDS"] = str(listen_fds).encode()
+        env[b"LISTEN_PID"] = b"1"
+    add("exec", ops.find_executable(_candidates(proc.args[0], proc.env)),
+        detail=repr(proc.args[0]))
+    return env
 
 
 def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:
