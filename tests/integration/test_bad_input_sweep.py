@@ -160,6 +160,7 @@ CASES: list[tuple[str, Edit, tuple[str, ...]]] = [
     ("exec-cpu-affinity", _process(execCPUAffinity={"initial": "0-zz"}), ("execCPUAffinity",)),
     ("exec-cpu-affinity-offline", _process(execCPUAffinity={"final": "4095"}),
      ("execCPUAffinity",)),
+    ("env-not-key-value", _process(env=["PATH=/bin", "NOEQUALS"]), ("process.env[1]",)),
     ("sched-bad-policy", _process(scheduler={"policy": "SCHED_NOPE"}), ("scheduler",)),
     ("io-priority-bad-class", _process(ioPriority={"class": "IOPRIO_CLASS_NOPE",
                                                    "priority": 1}), ("ioPriority",)),
