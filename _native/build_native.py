@@ -1941,15 +1941,13 @@ int ck_mount_setattr(int fd, unsigned int flags, unsigned long long attr_set,
                      unsigned long long attr_clr, unsigned long long propagation,
                      int userns_fd)
 {
-    struct ck_mount_attr attr;
+    int rc = ck_setattr(fd, flags, attr_set, attr_clr, propagation, userns_fd);
 
-    memset(&attr, 0, sizeof(attr));
-    attr.attr_set = attr_set;
-    attr.attr_clr = attr_clr;
-    attr.propagation = propagation;
-    attr.userns_fd = userns_fd >= 0 ? (uint64_t)userns_fd : 0;
-    return (int)syscall(SYS_mount_setattr, fd, "", flags | CK_AT_EMPTY_PATH, &attr,
-                        sizeof(attr));
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    return rc;
 }
 
 static int ck_run_op(const struct ck_op *op, struct ck_child *child)
