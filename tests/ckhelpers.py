@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 import time
 from typing import Any
@@ -77,3 +78,18 @@ def assert_one_error_line(res: Any, *needles: str) -> None:
     assert lines[0].startswith("containerkit: "), lines
     for needle in needles:
         assert needle in lines[0], lines
+
+
+def run_to_files(cmd: list[str], out: Any, err: Any, *, stdin: bytes | None = None,
+                 env: dict[str, str] | None = None,
+                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` with stdout and stderr to the files ``out`` and ``err``, not pipes: a
+    created container (or conmon) keeps the caller's stdio open and would make a pipe
+    reader wait for it. stdin: the bytes to feed, else /dev/null."""
+    with open(out, "w+") as fo, open(err, "w+") as fe:
+        proc = subprocess.run(cmd, input=stdin, stdout=fo, stderr=fe, env=env,
+                              timeout=timeout,
+                              stdin=None if stdin is not None else subprocess.DEVNULL)
+        fo.seek(0)
+        fe.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, fo.read(), fe.read())

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ckhelpers import assert_one_error_line
+from ckhelpers import assert_one_error_line, run_to_files
 
 _SCRIPT = Path(sys.executable).with_name("containerkit")
 CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
@@ -169,12 +169,8 @@ CASES: list[tuple[str, Edit, tuple[str, ...]]] = [
 
 def run_cli(state_root: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI with stdio to files (a created container would hold a pipe open)."""
-    out, err = tmp / "cli.out", tmp / "cli.err"
-    with open(out, "w") as fo, open(err, "w") as fe:
-        proc = subprocess.run([*CLI, "--root", state_root, *args], stdin=subprocess.DEVNULL,
-                              stdout=fo, stderr=fe, timeout=60)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(),
-                                       err.read_text())
+    return run_to_files([*CLI, "--root", state_root, *args], tmp / "cli.out",
+                        tmp / "cli.err")
 
 
 @pytest.mark.parametrize("verb", ["create", "run"])

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ckhelpers import COUNTER, advances, counter
+from ckhelpers import COUNTER, advances, counter, run_to_files
 
 pytestmark = [
     pytest.mark.root,
@@ -161,13 +161,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                  ) -> subprocess.CompletedProcess[str]:
         self._n += 1
         out, err = self.tmp / f"out{self._n}", self.tmp / f"err{self._n}"
-        with open(out, "w+") as fo, open(err, "w+") as fe:
-            proc = subprocess.run(["ctr", "--address", self.sock, "--namespace",
-                                   self.namespace, *args], input=stdin, stdout=fo,
-                                  stderr=fe, timeout=timeout,
-                                  stdin=None if stdin is not None else subprocess.DEVNULL)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(),
-                                           err.read_text())
+        return run_to_files(["ctr", "--address", self.sock, "--namespace", self.namespace,
+                             *args], out, err, stdin=stdin, timeout=timeout)
 
     def ok(self, *args: str) -> str:
         res = self(*args)

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ckhelpers import COUNTER, advances
+from ckhelpers import COUNTER, advances, run_to_files
 
 pytestmark = [
     pytest.mark.root,
@@ -131,12 +131,8 @@ runroot = "{t}/run"
         self._n += 1
         out, err = self.tmp / f"out{self._n}", self.tmp / f"err{self._n}"
         # files, not pipes: conmon keeps a detached container's stdio open
-        with open(out, "w+") as fo, open(err, "w+") as fe:
-            proc = subprocess.run(self.command(*args), input=stdin, stdout=fo, stderr=fe,
-                                  env=self.env, timeout=timeout,
-                                  stdin=None if stdin is not None else subprocess.DEVNULL)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(),
-                                           err.read_text())
+        return run_to_files(self.command(*args), out, err, stdin=stdin, env=self.env,
+                            timeout=timeout)
 
     def ok(self, *args: str) -> str:
         res = self(*args)
