@@ -1724,7 +1724,7 @@ static void ck_path_num(char *buf, size_t cap, const char *prefix, unsigned int 
  * "type;uid;gid;perm;description", perm in hex). A kernel without keyrings is fine. */
 static int ck_keyring(const char *name, unsigned int add)
 {
-    char desc[128];
+    char desc[4096 + 128];              /* a description is up to 4095 bytes */
     long id, n, k;
     unsigned int perm = 0;
     int field = 0;
@@ -1738,7 +1738,7 @@ static int ck_keyring(const char *name, unsigned int add)
     if (n < 0)
         return (int)n;
     if (n > (long)sizeof(desc))
-        n = (long)sizeof(desc);
+        return -ENAMETOOLONG;           /* the kernel copied nothing: do not parse it */
     for (k = 0; k < n && desc[k] != '\0'; k++) {
         char c = desc[k];
         if (c == ';') {

@@ -838,3 +838,12 @@ def test_launcher_runs_without_site_or_environment(tmp_path: Path) -> None:
     # the command ./dev installed is this launcher
     if _SCRIPT.exists():
         assert _SCRIPT.read_text().splitlines()[0].endswith(" -IS")
+
+
+def test_long_container_id(ck: CK) -> None:
+    """A 200-character id: its session keyring's description (_ses.<id>) did not fit the
+    child's 128-byte KEYCTL_DESCRIBE buffer, which the kernel then leaves unwritten."""
+    cid = ck.new_id() + "-" + "k" * (200 - 15)
+    ck.ids[-1] = cid
+    res = ck("run", "-b", ck.bundle(["sh", "-c", "echo ran"]), cid)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "ran\n", "")
