@@ -309,7 +309,6 @@ struct ck_child {
     char why[256];              /* the kernel's reason for a failed op, if it gave one */
     int pty_master;             /* CK_OP_PTY's fds, for the console ops (-1: none) */
     int pty_peer;
-    unsigned int pty_index;     /* N of /dev/pts/N */
 };
 
 /* A failed hook: not an errno; the ERROR message's detail is the whole message. */
@@ -1703,22 +1702,6 @@ static int ck_chdir_at(struct ck_child *child, const char *path)
     return rc;
 }
 
-/* Decimal digits of v after prefix into buf (cap bytes, NUL-terminated). */
-static void ck_path_num(char *buf, size_t cap, const char *prefix, unsigned int v)
-{
-    char num[16];
-    int k = (int)sizeof(num);
-    size_t at;
-
-    do {
-        num[--k] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    at = ck_append(buf, 0, cap - 1, prefix, strlen(prefix));
-    at = ck_append(buf, at, cap - 1, num + k, sizeof(num) - (size_t)k);
-    buf[at] = '\0';
-}
-
 /* A new session keyring named `name` (runc's "_ses.<id>": the host's session keyring
  * is not inherited), then its permissions | add (read back with KEYCTL_DESCRIBE,
  * "type;uid;gid;perm;description", perm in hex). A kernel without keyrings is fine. */
@@ -1771,8 +1754,6 @@ static int ck_pty(struct ck_child *child, const char *ptmx, unsigned short rows,
     if (master < 0)
         return master;
     rc = (int)ck_sys(SYS_ioctl, master, TIOCSPTLCK, &zero, 0, 0);
-    if (rc == 0)
-        rc = (int)ck_sys(SYS_ioctl, master, TIOCGPTN, &child->pty_index, 0, 0);
     peer = rc < 0 ? rc : (int)ck_sys(SYS_ioctl, master, TIOCGPTPEER,
                                      O_RDWR | O_NOCTTY | O_CLOEXEC, 0, 0);
     if (peer < 0) {
