@@ -10,7 +10,10 @@ rows run with an empty environment (``env -i``, as podman calls the runtime), ea
 by absolute path; their "x runc" column is against the same calls to runc. After
 warm-up runs, the rows are measured round-robin, one run of each per round, so that
 machine noise hits every row alike. A row whose tool is missing or
-fails is reported as unavailable instead of timed. The targets printed at the end are
+fails is reported as unavailable instead of timed. Each row also has its CPU time (user +
+system, of the commands and what they waited for; the library row's own process too):
+on a loaded machine the wall times of a one-thread Python command and of a Go one that
+spreads over both CPUs say less than their CPU times. The targets printed at the end are
 informational: the exit status is 0 whenever the benchmark itself ran.
 
 In the VM (``vagrant/run-vm-tests --bench``), where cgroup v2 has every controller and crun
@@ -28,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,7 +68,9 @@ class Row:
     run: Callable[[int], float]
     check: Callable[[], str | None] = lambda: None  # error text when unavailable
     ref: str = "runc run"                           # the "x runc" column's reference row
+    in_process: bool = False                        # its CPU time is this process's too
     samples: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of each sample
     error: str | None = None
 
     def stats(self) -> dict[str, float] | None:
@@ -77,7 +83,9 @@ class Row:
         else:
             p10 = p90 = ms[0]
         return {"median_ms": statistics.median(ms), "p10_ms": p10, "p90_ms": p90,
-                "mean_ms": statistics.fmean(ms), "min_ms": ms[0], "max_ms": ms[-1]}
+                "mean_ms": statistics.fmean(ms), "min_ms": ms[0], "max_ms": ms[-1],
+                "cpu_median_ms": statistics.median(c * 1000 for c in self.cpu)
+                if self.cpu else float("nan")}
 
 
 def first_line(text: str | bytes | None, default: str = "no error output") -> str:
@@ -191,7 +199,7 @@ class Bench:
         ck = command("containerkit run", "ck", run_argv(self.cli, "ck"), EMPTY_ENV)
         runc = shutil.which("runc") or "runc"
         rows = [
-            Row(name="library lifecycle", run=self.library),
+            Row(name="library lifecycle", run=self.library, in_process=True),
             ck,
             command("runc run", "runc", run_argv(runc, "runc"), EMPTY_ENV),
             command("crun run", "crun", run_argv("crun", "crun")),
@@ -319,6 +327,16 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
+def cpu_seconds(own: bool) -> float:
+    """User + system time of the waited-for children (and of this process if ``own``)."""
+    total = 0.0
+    for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF) if own else \
+            (resource.RUSAGE_CHILDREN,):
+        ru = resource.getrusage(who)
+        total += ru.ru_utime + ru.ru_stime
+    return total
+
+
 def measure(rows: list[Row], n: int, warmup: int) -> None:
     """Warm-up runs, then ``n`` rounds, one run of every available row per round; the
     starting row rotates each round so no row always follows the same one."""
@@ -330,14 +348,17 @@ def measure(rows: list[Row], n: int, warmup: int) -> None:
             return
         k = i % len(active)
         for row in active[k:] + active[:k]:
+            cpu0 = cpu_seconds(row.in_process)
             try:
                 t = row.run(i)
             except Exception as e:
                 row.error = f"failed in run {i}: {type(e).__name__}: {e}"
                 row.samples.clear()
+                row.cpu.clear()
                 continue
             if i >= warmup:
                 row.samples.append(t)
+                row.cpu.append(cpu_seconds(row.in_process) - cpu0)
 
 
 def report(rows: list[Row], n: int, warmup: int, workdir: str,
@@ -360,7 +381,11 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str,
                 if key == "runc":
                     ref = median(r.ref)
                 entry[f"ratio_vs_{key}"] = s["median_ms"] / ref if ref else None
+            ref_cpu = stats.get(r.ref)
+            entry["cpu_ratio_vs_runc"] = (s["cpu_median_ms"] / ref_cpu["cpu_median_ms"]
+                                          if ref_cpu and ref_cpu["cpu_median_ms"] else None)
             entry["samples_ms"] = [round(x * 1000, 4) for x in r.samples]
+            entry["cpu_samples_ms"] = [round(x * 1000, 4) for x in r.cpu]
         results[r.name] = entry
 
     targets = []
@@ -378,7 +403,7 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str,
           f"python {platform.python_version()}; bundle and state roots in {workdir} "
           f"({state_fs})")
     head = (f"{'name':<21} {'median ms':>9} {'p10':>8} {'p90':>8} {'x runc':>7} "
-            f"{'x crun':>7} {'x floor':>7}")
+            f"{'x crun':>7} {'x floor':>7} {'cpu ms':>7} {'x runc':>7}")
     print(head)
     print("-" * len(head))
 
@@ -392,7 +417,8 @@ def report(rows: list[Row], n: int, warmup: int, workdir: str,
             continue
         print(f"{r.name:<21} {e['median_ms']:9.2f} {e['p10_ms']:8.2f} {e['p90_ms']:8.2f} "
               f"{ratio(e['ratio_vs_runc'])} {ratio(e['ratio_vs_crun'])} "
-              f"{ratio(e['ratio_vs_floor'])}")
+              f"{ratio(e['ratio_vs_floor'])} {e['cpu_median_ms']:7.2f} "
+              f"{ratio(e['cpu_ratio_vs_runc'])}")
     print("\ntargets (informational):")
     for t in targets:
         got = f"{t['ratio']:.3f}x" if t["ratio"] is not None else "unavailable"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from ..errors import UnsupportedError
+from .args import SimpleNamespace  # types.SimpleNamespace, without importing types
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
 if TYPE_CHECKING:

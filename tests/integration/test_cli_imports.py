@@ -26,7 +26,7 @@ pytestmark = [
 # each costs a CLI call 0.5 to 5 ms of import (with what it imports in turn)
 HEAVY = ("typing", "json", "re", "enum", "dataclasses", "functools", "collections",
          "socket", "weakref", "contextlib", "inspect", "logging", "argparse", "subprocess",
-         "signal", "importlib", "warnings", "tempfile", "shutil", "pathlib")
+         "signal", "importlib", "warnings", "tempfile", "shutil", "pathlib", "types")
 # what only `create`/`run` need: the spec model, the init's plan, the cffi module
 CREATE_ONLY = ("containerkit.spec", "containerkit.native.plan", "_cffi_backend",
                "containerkit.cgroups.resources")
