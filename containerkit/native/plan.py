@@ -121,9 +121,10 @@ def check_supported(spec: oci.Spec) -> None:
                 f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
     if linux.mount_label:
         raise UnsupportedError(_lsm_refusal("linux.mountLabel", "selinux"))
-    for name in ("intel_rdt",):
-        if getattr(linux, name, None):
-            raise UnsupportedError(f"linux.{_camel(name)}: not supported yet")
+    if linux.intel_rdt:
+        why = "this host has no resctrl filesystem (/sys/fs/resctrl)" \
+            if not os.path.isdir("/sys/fs/resctrl/info") else "not supported yet"
+        raise UnsupportedError(f"linux.intelRdt: {why}; refusing to run without it")
     if linux.net_devices:
         from . import netdev  # lazily: its tables cost every `run` ~1 ms
 

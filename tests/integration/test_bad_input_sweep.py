@@ -157,6 +157,7 @@ CASES: list[tuple[str, Edit, tuple[str, ...]]] = [
     ("apparmor", _process(apparmorProfile="ck-review"), ("apparmorProfile",)),
     ("selinux-label", _process(selinuxLabel="system_u:system_r:ck_t:s0"), ("selinuxLabel",)),
     ("mount-label", _linux(mountLabel="system_u:object_r:ck_t:s0"), ("mountLabel",)),
+    ("intel-rdt", _linux(intelRdt={"closID": "ck"}), ("intelRdt", "resctrl")),
     ("exec-cpu-affinity", _process(execCPUAffinity={"initial": "0-zz"}), ("execCPUAffinity",)),
     ("exec-cpu-affinity-offline", _process(execCPUAffinity={"final": "4095"}),
      ("execCPUAffinity",)),
