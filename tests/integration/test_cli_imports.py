@@ -66,6 +66,8 @@ def test_lifecycle_verbs_import_no_heavy_module(make_bundle: Callable[..., str],
             assert sorted(modules.intersection(HEAVY)) == [], verb[0]
             if verb[0] not in ("create", "run"):
                 assert sorted(modules.intersection(CREATE_ONLY)) == [], verb[0]
+            else:   # the default config's resources are device rules only: no planner
+                assert "containerkit.cgroups.resources" not in modules, verb[0]
     finally:
         subprocess.run([sys.executable, "-m", "containerkit", "--root", state_root,
                         "delete", "--force", cid], capture_output=True, timeout=120)
