@@ -1,4 +1,5 @@
-"""On-disk state of one container: ``<root>/<id>/state.json`` + ``config.json``.
+"""On-disk state of one container: ``<root>/<id>/state.json`` + ``config.json``, and
+``state.fast`` beside state.json (see :func:`fast_companion`).
 
 Writes are atomic (temp file + rename: a reader sees the old or the new file, never
 half of one). There is no fsync: like runc's, this state describes live processes and
@@ -80,6 +81,23 @@ class State:
             doc["annotations"] = self.annotations
         return doc
 
+    def cli_document(self, status: str) -> dict[str, Any]:
+        """What ``containerkit state`` prints for this state with the live ``status``
+        (runc's keys and order; pid 0 once the container has stopped)."""
+        doc: dict[str, Any] = {
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": self.pid if status in ("created", "running", "paused") else 0,
+            "status": status,
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": "",
+        }
+        if self.annotations:
+            doc["annotations"] = self.annotations
+        return doc
+
 
 class StateDir:
     """The directory that holds one container's state, and its lock."""
@@ -141,7 +159,13 @@ class StateDir:
         write_atomic(os.path.join(self.path, name), data)
 
     def save(self, state: State) -> None:
-        self.write_file("state.json", json.dumps(state.__dict__, separators=(",", ":")).encode())
+        written = write_atomic(os.path.join(self.path, "state.json"),
+                               json.dumps(state.__dict__, separators=(",", ":")).encode())
+        # the companion of this state.json; when there cannot be one, the stale one
+        # is ignored anyway (it names another state.json)
+        fast = fast_companion(state, written) if "\n" not in state.cgroup else b""
+        if fast:
+            self.write_file("state.fast", fast)
 
     def load(self) -> State:
         path = os.path.join(self.path, "state.json")
@@ -163,14 +187,39 @@ class StateDir:
         return os.path.join(self.path, "config.json")
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Temp file in the same directory, then rename: readers see old or new, never half."""
+def fast_companion(state: State, written: os.stat_result) -> bytes:
+    """``state.fast``: what the native front end (_native/launcher.c) needs to answer
+    ``state`` without Python. Plain "key value" lines (the state.json it goes with, by
+    inode and mtime, so a stale companion is never used; the fields the live status
+    needs), then ``containerkit state``'s document pre-rendered by the very code Python
+    prints it with, in three parts around the pid and the status."""
+    pid_mark, status_mark = "\x00P", "\x00S"
+    doc = state.cli_document(status_mark)
+    doc["pid"] = pid_mark
+    text = json.dumps(doc, indent=2) + "\n"
+    head, _, rest = text.partition(json.dumps(pid_mark))
+    mid, _, tail = rest.partition(json.dumps(status_mark)[1:-1])
+    if not head.endswith('\n  "pid": ') or mid != ',\n  "status": "':
+        return b""      # (a marker inside ociVersion): no companion, Python answers
+    parts = [p.encode() for p in (head, mid, tail)]
+    return (f"ckfast 1\njson_ino {written.st_ino}\n"
+            f"json_mtime_sec {written.st_mtime_ns // 10**9}\n"
+            f"json_mtime_nsec {written.st_mtime_ns % 10**9}\n"
+            f"pid {state.pid}\nstart_time {state.start_time}\nstatus {state.status}\n"
+            f"cgroup {state.cgroup}\nhead {len(parts[0])}\nmid {len(parts[1])}\n"
+            f"tail {len(parts[2])}\n\n").encode() + b"".join(parts)
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> os.stat_result:
+    """Temp file in the same directory, then rename: readers see old or new, never half.
+    Returns the file's stat (the rename keeps its inode and mtime)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        written = os.fstat(fd)
     finally:
         os.close(fd)
     try:
@@ -181,6 +230,7 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
+    return written
 
 
 def list_ids(root: str) -> list[str]:

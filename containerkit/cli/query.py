@@ -23,21 +23,10 @@ def live_state(root: str, container_id: str) -> dict[str, Any]:
     from .load import load
 
     container = load(root, container_id, native=False)
-    oci = container.state()                      # live status; pid while the init lives
-    created = container.statedir.load().created  # (Container has no `created` property)
-    doc: dict[str, Any] = {
-        "ociVersion": oci["ociVersion"],
-        "id": oci["id"],
-        "pid": oci.get("pid", 0),
-        "status": oci["status"],
-        "bundle": oci["bundle"],
-        "rootfs": container.rootfs,
-        "created": created,
-        "owner": "",
-    }
-    if oci.get("annotations"):
-        doc["annotations"] = oci["annotations"]
-    return doc
+    status = container.state()["status"]            # the live status
+    # state.fast (containerkit/state.py) pre-renders this document for the native
+    # front end from the same State.cli_document
+    return container.statedir.load().cli_document(status)
 
 
 def add_state(parser: Any) -> None:

@@ -1,0 +1,271 @@
+/* containerkit's native front end: `state` in C, everything else in Python.
+ *
+ * podman and the containerd shim poll `state` often; CPython's start alone costs more
+ * than runc's whole `state`. This program answers the one happy path of `state` from
+ * <root>/<id>/state.fast, the plain-text companion containerkit/state.py writes beside
+ * state.json at every save (the pre-rendered document split around pid and status, plus
+ * what the live status needs). ANY other argv, and any error or unexpected condition,
+ * execv()s the Python launcher CK_FALLBACK with the same argv, so every message and
+ * every other verb stays Python's. Built by ./dev setup (gcc -O2, no dependencies).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CK_FALLBACK
+#error "build with -DCK_FALLBACK='\"/path/to/containerkit-py\"'"
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+#define MAX_FAST (1 << 20)
+
+static char **g_argv;
+
+static void fallback(void) __attribute__((noreturn));
+static void fallback(void)
+{
+    execv(CK_FALLBACK, g_argv);
+    fprintf(stderr, "containerkit: cannot run %s: %s\n", CK_FALLBACK, strerror(errno));
+    _exit(1);
+}
+
+/* runc's id rule as state.py check_id: ASCII, first alnum, then [A-Za-z0-9_.+-]. */
+static int valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 1024)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '+' && c != '-')))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whole file into a NUL-terminated malloc'd buffer; NULL on any error or if too big. */
+static char *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *buf = malloc(MAX_FAST + 1);
+    size_t n = 0;
+    while (buf) {
+        ssize_t r = read(fd, buf + n, MAX_FAST - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || (r > 0 && n + (size_t)r >= MAX_FAST)) {
+            free(buf);
+            buf = NULL;
+        } else if (r == 0) {
+            break;
+        } else {
+            n += (size_t)r;
+        }
+    }
+    close(fd);
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+/* "key value\n" at *p: the value (NUL-terminated in place) or NULL. */
+static char *field(char **p, const char *key)
+{
+    size_t k = strlen(key);
+    if (strncmp(*p, key, k) != 0 || (*p)[k] != ' ')
+        return NULL;
+    char *value = *p + k + 1, *nl = strchr(value, '\n');
+    if (!nl)
+        return NULL;
+    *nl = '\0';
+    *p = nl + 1;
+    return value;
+}
+
+/* Decimal, no sign, no junk; -1 if not one. */
+static long long number(const char *s)
+{
+    long long v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (1LL << 55))
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+/* Process.attach + alive() of containerkit/process.py: a pidfd opens, field 22 of
+ * /proc/<pid>/stat is the recorded start time, the state is not Z/X/gone, and the
+ * pidfd is not readable (not exited). */
+static int init_alive(long long pid, long long start_time)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (pidfd < 0)
+        return 0;
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), alive = 0;
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n > 0) {
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        if (!p || p[1] != ' ')
+            goto out;      /* Python would raise on a stat it cannot split: let it */
+        p += 2;
+        char state = *p;
+        /* fields after ')' start at field 3 (state); field 22 is the 20th of them */
+        for (int i = 0; i < 19 && p; i++) {
+            p = strchr(p, ' ');
+            if (p)
+                p++;
+        }
+        if (!p) {
+            close(pidfd);
+            fallback();
+        }
+        long long st = 0;
+        for (; *p >= '0' && *p <= '9'; p++)
+            st = st * 10 + (*p - '0');
+        if (st == start_time && state != 'Z' && state != 'X') {
+            struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+            alive = poll(&pfd, 1, 0) == 0;
+        }
+    }
+out:
+    close(pidfd);
+    return alive;
+}
+
+static int frozen(const char *cgroup)
+{
+    char path[4200], c = 0;
+    if (snprintf(path, sizeof path, "%s/cgroup.freeze", cgroup) >= (int)sizeof path)
+        fallback();
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, &c, 1);
+    close(fd);
+    return n == 1 && c == '1';
+}
+
+static int write_all(const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(1, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    g_argv = argv;
+    const char *root = "/run/containerkit", *log = NULL, *id = NULL;
+    int i = 1;
+    /* global flags that do not change the output; anything else goes to Python */
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i], *eq = strchr(a, '=');
+        size_t name = eq ? (size_t)(eq - a) : strlen(a);
+        const char **dest;
+        if (name == 6 && !strncmp(a, "--root", 6))
+            dest = &root;
+        else if (name == 5 && !strncmp(a, "--log", 5))
+            dest = &log;
+        else if (name == 12 && !strncmp(a, "--log-format", 12))
+            dest = NULL;
+        else
+            fallback();
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value)
+            fallback();
+        if (dest)
+            *dest = value;
+        else if (strcmp(value, "text") && strcmp(value, "json"))
+            fallback();
+    }
+    if (argc - i != 2 || strcmp(argv[i], "state") || !*root || !valid_id(argv[i + 1]))
+        fallback();
+    id = argv[i + 1];
+    if (log && open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) < 0)
+        fallback();     /* (the fd stays open until exit, as Python's does) */
+
+    char dir[8192], path[8300];
+    if (snprintf(dir, sizeof dir, "%s/%s", root, id) >= (int)sizeof dir)
+        fallback();
+    snprintf(path, sizeof path, "%s/state.fast", dir);
+    size_t len;
+    char *buf = read_file(path, &len);
+    if (!buf)
+        fallback();
+    char *p = buf;
+    if (strncmp(p, "ckfast 1\n", 9))
+        fallback();
+    p += 9;
+    long long ino = number(field(&p, "json_ino"));
+    long long msec = number(field(&p, "json_mtime_sec"));
+    long long mnsec = number(field(&p, "json_mtime_nsec"));
+    long long pid = number(field(&p, "pid"));
+    long long start_time = number(field(&p, "start_time"));
+    char *status = field(&p, "status"), *cgroup = field(&p, "cgroup");
+    long long head = number(field(&p, "head")), mid = number(field(&p, "mid"));
+    long long tail = number(field(&p, "tail"));
+    if (ino < 0 || msec < 0 || mnsec < 0 || pid < 0 || start_time < 0 || !status
+            || !*status || strspn(status, "abcdefghijklmnopqrstuvwxyz") != strlen(status)
+            || !cgroup || head < 0 || mid < 0 || tail < 0 || *p++ != '\n'
+            || (size_t)(p - buf) + head + mid + tail != len)
+        fallback();
+    /* the companion describes this very state.json (written just before it): a save
+     * interrupted between the two, or a delete under way, goes to Python */
+    struct stat st;
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || (long long)st.st_ino != ino
+            || (long long)st.st_mtim.tv_sec != msec || st.st_mtim.tv_nsec != mnsec)
+        fallback();
+
+    /* Container._live_status */
+    const char *live = status;
+    if (!strcmp(status, "created") || !strcmp(status, "running")) {
+        snprintf(path, sizeof path, "%s/exec.fifo", dir);
+        if (pid == 0 || !init_alive(pid, start_time))
+            live = "stopped";
+        else if (*cgroup && frozen(cgroup))
+            live = "paused";
+        else if (stat(path, &st) < 0)   /* os.path.exists: any error is "absent" */
+            live = "running";
+    }
+    int with_pid = !strcmp(live, "created") || !strcmp(live, "running")
+        || !strcmp(live, "paused");
+    char num[32];
+    snprintf(num, sizeof num, "%lld", with_pid ? pid : 0);
+    signal(SIGPIPE, SIG_IGN);   /* a gone reader: exit 1 quietly, as Python does */
+    if (write_all(p, (size_t)head) || write_all(num, strlen(num))
+            || write_all(p + head, (size_t)mid) || write_all(live, strlen(live))
+            || write_all(p + head + mid, (size_t)tail))
+        return 1;
+    return 0;
+}

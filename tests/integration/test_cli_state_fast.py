@@ -1,0 +1,176 @@
+"""The native front end (_native/launcher.c, installed as .venv/bin/containerkit) answers
+``state`` itself: its output must be byte-identical to the Python launcher's
+(.venv/bin/containerkit-py) in every status, and everything else (errors included) must
+be the Python launcher's, reached through the fallback.
+
+A "strict" build of the same source, whose fallback is a script that only says so, shows
+the happy path really is answered in C (and that a stale or missing companion file is
+not used)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+]
+
+BIN = Path(sys.executable).parent
+NATIVE = BIN / "containerkit"
+PYTHON = BIN / "containerkit-py"
+SOURCE = Path(__file__).resolve().parents[2] / "_native" / "launcher.c"
+LOOP = "while :; do sleep 0.05; done"
+FALLBACK_STATUS = 99
+
+
+def _built() -> bool:
+    try:
+        with open(NATIVE, "rb") as f:
+            return f.read(4) == b"\x7fELF" and PYTHON.exists()
+    except OSError:
+        return False
+
+
+if not _built():
+    pytest.skip("the native front end is not built (./dev setup found no gcc)",
+                allow_module_level=True)
+
+
+def run(cmd: list[str], tmp: Path, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+    out, err = tmp / f"out-{uuid.uuid4().hex}", tmp / f"err-{uuid.uuid4().hex}"
+    with open(out, "wb+") as fo, open(err, "wb+") as fe:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, env=env,
+                              cwd="/", timeout=60)
+        fo.seek(0)
+        fe.seek(0)
+        return proc.returncode, fo.read(), fe.read()
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """launcher.c built with a fallback that prints "fallback" and exits 99."""
+    tmp = tmp_path_factory.mktemp("fast-strict")
+    script = tmp / "fallback"
+    script.write_text(f"#!/bin/sh\necho fallback >&2\nexit {FALLBACK_STATUS}\n")
+    script.chmod(0o755)
+    binary = tmp / "containerkit-strict"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", f'-DCK_FALLBACK="{script}"',
+                    "-o", str(binary), str(SOURCE)], check=True)
+    return str(binary)
+
+
+class Ctx:
+    def __init__(self, tmp: Path, root: str, strict: str) -> None:
+        self.tmp, self.root, self.strict = tmp, root, strict
+
+    def py(self, *args: str) -> tuple[int, bytes, bytes]:
+        return run([str(PYTHON), "--root", self.root, *args], self.tmp)
+
+    def same(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, bytes, bytes]:
+        """The native front end and the Python launcher give the same bytes and status."""
+        native = run([str(NATIVE), "--root", self.root, *args], self.tmp, env)
+        python = run([str(PYTHON), "--root", self.root, *args], self.tmp, env)
+        assert native == python, (native, python)
+        return native
+
+    def in_c(self, cid: str) -> bytes:
+        """``state`` answered by C (no fallback), identical to the Python launcher's."""
+        python = run([str(PYTHON), "--root", self.root, "state", cid], self.tmp)
+        for argv in (["--root", self.root], [f"--root={self.root}", "--log-format", "json",
+                                             "--log", str(self.tmp / "log")]):
+            native = run([self.strict, *argv, "state", cid], self.tmp, env={})
+            assert native == python, (native, python)
+        assert run([str(NATIVE), "--root", self.root, "state", cid], self.tmp) == python
+        assert python[0] == 0
+        return python[1]
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, state_root: str, strict: str, leak_check: object):
+    c = Ctx(tmp_path, state_root, strict)
+    yield c
+    for cid in os.listdir(state_root):
+        c.py("delete", "--force", cid)
+
+
+def _status(out: bytes) -> str:
+    import json
+
+    return json.loads(out)["status"]  # type: ignore[no-any-return]
+
+
+def test_every_status_byte_identical(ctx: Ctx, make_bundle) -> None:
+    def annotate(config: dict) -> None:
+        config["annotations"] = {"qu\"ote": "back\\slash \"q\" \u00e9t\u00e9 \U0001f600",
+                                 "ctl": "tab\there\nnl", "plain": "x"}
+
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    bundle = make_bundle(["sh", "-c", LOOP], annotate)
+    assert ctx.py("create", "-b", bundle, cid)[0] == 0
+    assert _status(ctx.in_c(cid)) == "created"
+    assert ctx.py("start", cid)[0] == 0
+    assert _status(ctx.in_c(cid)) == "running"
+    assert ctx.py("pause", cid)[0] == 0
+    assert _status(ctx.in_c(cid)) == "paused"
+    assert ctx.py("resume", cid)[0] == 0
+    assert _status(ctx.in_c(cid)) == "running"
+    assert ctx.py("kill", cid, "KILL")[0] == 0
+    for _ in range(200):        # the init's end is asynchronous: poll, no timed assertion
+        if _status(ctx.py("state", cid)[1]) == "stopped":
+            break
+        os.sched_yield()
+        subprocess.run(["sleep", "0.05"])
+    out = ctx.in_c(cid)
+    assert _status(out) == "stopped" and b'"pid": 0,' in out
+    assert ctx.py("delete", cid)[0] == 0
+    ctx.same("state", cid)
+
+
+def test_created_without_annotations(ctx: Ctx, make_bundle) -> None:
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("create", "-b", make_bundle(["sh", "-c", LOOP]), cid)[0] == 0
+    out = ctx.in_c(cid)
+    assert _status(out) == "created" and b"annotations" not in out
+
+
+def test_stale_or_missing_companion_falls_back(ctx: Ctx, make_bundle) -> None:
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("create", "-b", make_bundle(["sh", "-c", LOOP]), cid)[0] == 0
+    ctx.in_c(cid)
+    statedir = Path(ctx.root) / cid
+    # a state.json the companion was not written with (another inode): Python answers
+    data = (statedir / "state.json").read_bytes()
+    (statedir / "state.json.new").write_bytes(data)
+    os.rename(statedir / "state.json.new", statedir / "state.json")
+    assert run([ctx.strict, "--root", ctx.root, "state", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    ctx.same("state", cid)
+    os.unlink(statedir / "state.fast")
+    assert run([ctx.strict, "--root", ctx.root, "state", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    ctx.same("state", cid)
+
+
+@pytest.mark.parametrize("args", [
+    ["state", "nosuch"], ["state"], ["state", "a", "b"], ["--bogus", "state", "x"],
+    ["--debug", "state", "nosuch"], ["--log-format", "xml", "state", "x"], ["state", "-x"],
+    ["state", "../etc"], ["--root"], ["state", "--help"], ["--version"], ["list"],
+])
+def test_everything_else_is_python(ctx: Ctx, args: list[str]) -> None:
+    code, _, _ = ctx.same(*args)
+    assert run([ctx.strict, "--root", ctx.root, *args], ctx.tmp)[0] == FALLBACK_STATUS
+    ctx.same(*args, env={})
+    if args == ["state", "nosuch"]:
+        assert code != 0
+
+
+def test_missing_root_is_python(ctx: Ctx) -> None:
+    for root in (str(ctx.tmp / "no-such-root"), ""):
+        native = run([str(NATIVE), "--root", root, "state", "x1"], ctx.tmp)
+        python = run([str(PYTHON), "--root", root, "state", "x1"], ctx.tmp)
+        assert native == python and native[0] != 0 and b"Traceback" not in native[2]
