@@ -93,3 +93,13 @@ def run_to_files(cmd: list[str], out: Any, err: Any, *, stdin: bytes | None = No
         fo.seek(0)
         fe.seek(0)
         return subprocess.CompletedProcess(proc.args, proc.returncode, fo.read(), fe.read())
+
+
+def is_cgroup2(path: str) -> bool:
+    """Whether ``path`` is a cgroup2 mount point (in this process's mount namespace)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if pre.split()[4] == path:
+                return post.startswith("cgroup2 ")
+    return False

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ckhelpers import COUNTER, advances, counter, run_to_files
+from ckhelpers import COUNTER, advances, counter, is_cgroup2, run_to_files
 
 pytestmark = [
     pytest.mark.root,
@@ -42,15 +42,6 @@ pytestmark = [
 
 CONTAINERKIT = str(Path(sys.executable).with_name("containerkit"))
 IMAGE = "localhost/ck-containerd-busybox:latest"
-
-
-def _is_cgroup2(path: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            if pre.split()[4] == path:
-                return post.startswith("cgroup2 ")
-    return False
 
 
 # -- an OCI image archive, written by hand -------------------------------------------------
@@ -131,7 +122,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     def start(self) -> None:
         config = self.write_config()
         cmd = ["containerd", "--config", config]
-        if not _is_cgroup2("/sys/fs/cgroup"):
+        if not is_cgroup2("/sys/fs/cgroup"):
             cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                    "umount -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup"
                    ' && exec "$@"', "sh", *cmd]

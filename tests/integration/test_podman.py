@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ckhelpers import COUNTER, advances, run_to_files
+from ckhelpers import COUNTER, advances, is_cgroup2, run_to_files
 
 pytestmark = [
     pytest.mark.root,
@@ -54,15 +54,6 @@ def _hard(resource: int) -> int:
     import resource as r
 
     return r.getrlimit(resource)[1]
-
-
-def _is_cgroup2(path: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            if pre.split()[4] == path:
-                return post.startswith("cgroup2 ")
-    return False
 
 
 class Podman:
@@ -152,7 +143,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
         pytest.skip(f"{CONTAINERKIT} is not installed (./dev installs it)")
     tmp = tmp_path_factory.mktemp("ck-podman")
     holder = None
-    if not _is_cgroup2("/sys/fs/cgroup"):
+    if not is_cgroup2("/sys/fs/cgroup"):
         # hybrid host: a mount namespace where /sys/fs/cgroup is the cgroup2 hierarchy
         holder_proc = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c",
