@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import run_container
 
 from containerkit import NativeDriver, load_container  # noqa: F401 - public API in use
-from containerkit.bundle import Bundle
-from containerkit.container import new_container
 from containerkit.errors import SpecError, UnsupportedError
 from containerkit.features import features
 
@@ -36,22 +35,9 @@ def _schema_dir() -> Path | None:
 
 def _run(make_bundle: Callable[..., str], state_root: str, args: list[str],
          edit: Callable[[dict[str, Any]], None]) -> tuple[int, str]:
-    """Run a container to its end with the library; (exit status, its stdout)."""
+    """Run a container to its end with the library; (exit status, its output)."""
     bundle = make_bundle(args, edit)
-    out = os.path.join(bundle, "out")
-    config = Bundle(bundle, id=f"feat-{os.path.basename(bundle)}-{os.getpid()}",
-                    root=state_root)
-    with open(out, "w") as fo:
-        c = new_container(config, config.graph_driver(), NativeDriver())
-        c.stdout = fo
-        try:
-            c.create()
-            c.start()
-            code = c.wait()
-        finally:
-            c.delete(force=True)
-    with open(out) as f:
-        return code, f.read()
+    return run_container(bundle, state_root, f"feat-{os.path.basename(bundle)}-{os.getpid()}")
 
 
 def test_cli_prints_the_document() -> None:
@@ -268,20 +254,9 @@ def test_every_listed_hook_stage_runs(make_bundle: Callable[..., str], state_roo
                                               "args": ["sh", "-c", ": > /tmp/startContainer"]}]
         config["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
 
-    bundle = make_bundle(["sh", "-c", "cat /tmp/startContainer && echo seen"],
-                         edit)
-    config = Bundle(bundle, id=f"feat-hooks-{os.getpid()}", root=state_root)
-    out = os.path.join(bundle, "out")
-    with open(out, "w") as fo:
-        c = new_container(config, config.graph_driver(), NativeDriver())
-        c.stdout = fo
-        try:
-            c.create()
-            c.start()
-            assert c.wait() == 0
-        finally:
-            c.delete(force=True)
-    assert "seen" in Path(out).read_text()
+    bundle = make_bundle(["sh", "-c", "cat /tmp/startContainer && echo seen"], edit)
+    code, out = run_container(bundle, state_root, f"feat-hooks-{os.getpid()}")
+    assert code == 0 and "seen" in out, out
     for stage in stages:
         if stage != "startContainer":
             assert (marks / stage).exists(), stage
