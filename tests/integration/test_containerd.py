@@ -176,10 +176,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         raise AssertionError(f"no task {cid}")
 
 
-def _skip_if_unsupported(res: subprocess.CompletedProcess[str], what: str) -> None:
-    if res.returncode != 0 and "not supported yet" in res.stderr:
-        pytest.skip(f"{what}: containerkit says {res.stderr.strip()!r}")
-
 
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]:
@@ -247,21 +243,18 @@ def _id() -> str:
 
 def test_run_rm_echo(ctr: Containerd) -> None:
     res = ctr.run("--rm", IMAGE, _id(), "echo", "hi from containerd")
-    _skip_if_unsupported(res, "ctr run")
     assert res.returncode == 0, res.stderr
     assert res.stdout == "hi from containerd\n"
 
 
 def test_run_exit_code(ctr: Containerd) -> None:
     res = ctr.run("--rm", IMAGE, _id(), "sh", "-c", "echo $$; exit 3")
-    _skip_if_unsupported(res, "ctr run")
     assert res.returncode == 3, res.stderr
     assert res.stdout == "1\n"                     # pid 1 of its own pid namespace
 
 
 def test_missing_binary(ctr: Containerd) -> None:
     res = ctr.run("--rm", IMAGE, _id(), "/no/such/binary")
-    _skip_if_unsupported(res, "ctr run")
     assert res.returncode != 0
     assert "no such file or directory" in res.stderr, res.stderr
 
@@ -270,7 +263,6 @@ def test_detached_pause_resume_kill_delete(ctr: Containerd) -> None:
     cid = _id()
     script = f"trap 'echo usr1 > /dev/shm/usr1' USR1; {COUNTER}"
     res = ctr.run("--detach", "--null-io", IMAGE, cid, "sh", "-c", script)
-    _skip_if_unsupported(res, "ctr run -d")
     assert res.returncode == 0, res.stderr
     pid, status = ctr.task(cid)
     assert status == "RUNNING"
@@ -307,11 +299,9 @@ def test_task_ps(ctr: Containerd) -> None:
     cid = _id()
     res = ctr.run("--detach", "--null-io", IMAGE, cid, "sh", "-c",
                   "sleep 1000 & while :; do sleep 0.05; done")
-    _skip_if_unsupported(res, "ctr run -d")
     assert res.returncode == 0, res.stderr
     pid, _ = ctr.task(cid)
     res = ctr("task", "ps", cid)
-    _skip_if_unsupported(res, "ctr task ps")
     assert res.returncode == 0, res.stderr
     pids = [int(line.split()[0]) for line in res.stdout.splitlines()[1:]]
     assert pid in pids and len(pids) >= 2          # the init and its sleep, host pids
@@ -321,11 +311,9 @@ def test_task_exec(ctr: Containerd) -> None:
     cid = _id()
     res = ctr.run("--detach", "--null-io", IMAGE, cid, "sh", "-c",
                   "while :; do sleep 0.05; done")
-    _skip_if_unsupported(res, "ctr run -d")
     assert res.returncode == 0, res.stderr
     res = ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c",
               "echo exec $$; cat /proc/1/cmdline | tr '\\0' ' '")
-    _skip_if_unsupported(res, "ctr task exec")
     assert res.returncode == 0, res.stderr
     first, cmdline = res.stdout.splitlines()
     assert first.startswith("exec ") and first != "exec 1"

@@ -215,7 +215,7 @@ def test_swapping_a_directory_for_a_symlink_never_escapes(
     finally:
         swapper.kill()
         swapper.wait()
-    assert outcomes
+    assert outcomes <= {"ran", "refused"}   # either is fine; the host must be untouched
     _untouched(target)
 
 

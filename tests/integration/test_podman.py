@@ -239,10 +239,6 @@ def _name(pod: Podman) -> str:
     return name
 
 
-def _skip_if_unsupported(res: subprocess.CompletedProcess[str], what: str) -> None:
-    if res.returncode != 0 and "not supported yet" in res.stderr:
-        pytest.skip(f"{what}: containerkit says {res.stderr.strip()!r}")
-
 
 # -- run ------------------------------------------------------------------------------------
 
@@ -354,7 +350,6 @@ def test_exec(pod: Podman) -> None:
     pod.ok("run", "-d", "--name", name, *pod.run_args(), IMAGE, "sh", "-c",
            "while :; do sleep 0.05; done")
     res = pod("exec", name, "sh", "-c", "echo exec $$; cat /proc/1/cmdline | tr '\\0' ' '")
-    _skip_if_unsupported(res, "podman exec")
     assert res.returncode == 0, res.stderr
     first, cmdline = res.stdout.splitlines()
     assert first.startswith("exec ") and first != "exec 1"
@@ -369,7 +364,6 @@ def test_exec_tty(pod: Podman) -> None:
     pod.ok("run", "-d", "--name", name, *pod.run_args(), IMAGE, "sh", "-c",
            "while :; do sleep 0.05; done")
     res = pod("exec", "-t", name, "tty")
-    _skip_if_unsupported(res, "podman exec -t")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().startswith("/dev/pts/"), res.stdout
     pod.ok("rm", "--force", "--time", "0", name)
@@ -377,6 +371,5 @@ def test_exec_tty(pod: Podman) -> None:
 
 def test_run_tty(pod: Podman) -> None:
     res = pod("run", "--rm", "-t", *pod.run_args(), IMAGE, "tty")
-    _skip_if_unsupported(res, "podman run -t")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "/dev/pts/0", res.stdout

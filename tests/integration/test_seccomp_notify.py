@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import run_container
 
 from containerkit import Bundle, NativeDriver, new_container
 
@@ -137,14 +138,8 @@ def test_flags_without_notify_are_loaded(make_bundle: Callable[..., str], state_
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
                           "errnoRet": errno.EXDEV}]}
 
-    out = tmp_path / "out"
-    config = Bundle(make_bundle(["sh", "-c", "grep ^Seccomp: /proc/self/status; "
-                                 "mkdir /dev/shm/x"], edit), id="sc-flags", root=state_root)
-    with open(out, "wb") as f, new_container(config, config.graph_driver(),
-                                             NativeDriver()) as c:
-        c.stdout = c.stderr = f
-        c.create()
-        c.start()
-        assert c.wait(timeout=60) == 1
-    text = out.read_text()
+    status, text = run_container(make_bundle(["sh", "-c", "grep ^Seccomp: /proc/self/status; "
+                                              "mkdir /dev/shm/x"], edit),
+                                 state_root, "sc-flags", timeout=60)
+    assert status == 1, text
     assert "Seccomp:\t2" in text and "Invalid cross-device link" in text, text
