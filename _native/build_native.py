@@ -87,10 +87,8 @@ typedef void *scmp_filter_ctx;
 struct scmp_arg_cmp { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
 scmp_filter_ctx seccomp_init(uint32_t def_action);
 void seccomp_release(scmp_filter_ctx ctx);
-int seccomp_attr_set(scmp_filter_ctx ctx, int attr, uint32_t value);
 uint32_t seccomp_arch_resolve_name(const char *arch_name);
 int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
-int seccomp_arch_exist(const scmp_filter_ctx ctx, uint32_t arch_token);
 int seccomp_syscall_resolve_name(const char *name);
 int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall,
                            unsigned int arg_cnt, const struct scmp_arg_cmp *arg_array);

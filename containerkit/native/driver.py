@@ -506,24 +506,17 @@ def _hand_over_listener(container: Container, sec: oci.Seccomp, sock: _socket.so
                         pid: int, status: str = "creating") -> None:
     """The init sends its seccomp notify fd (SECCOMP + SCM_RIGHTS): give it to the agent
     at listenerPath with the container process state, then let the init go on."""
-    from socket import MSG_CMSG_CLOEXEC, recv_fds
-
     from .seccomp import send_to_listener
 
-    while True:
-        try:
-            msg, fds, _, _ = recv_fds(sock, sync.MAX_MESSAGE, 1, MSG_CMSG_CLOEXEC)
-            break
-        except InterruptedError:
-            continue
+    msg, fd = sync.read_message_fd(sock)
     try:
         sync.raise_if_error(msg)
-        if msg != sync.SECCOMP or len(fds) != 1:
+        if msg != sync.SECCOMP or fd < 0:
             raise ContainerkitError(f"container init: expected SECCOMP and a listener fd on "
                                     f"the sync socket, got {msg[:40]!r}")
-        send_to_listener(sec, _hook_state(container, status, pid), fds[0])
+        send_to_listener(sec, _hook_state(container, status, pid), fd)
     finally:
-        for fd in fds:
+        if fd >= 0:
             os.close(fd)
     sync.send(sock, sync.CONTINUE)
 
@@ -543,9 +536,9 @@ def _same_namespace(pid: int, name: str) -> bool:
 def _may_setns_pid() -> bool:
     """Whether this process may join a pid namespace itself (CAP_SYS_ADMIN in its own
     user namespace): a rootless caller joins it in the child, after the user namespace."""
-    from .userns import CAP_SYS_ADMIN, _caps
+    from .userns import CAP_SYS_ADMIN, effective_caps
 
-    return bool(_caps() >> CAP_SYS_ADMIN & 1)
+    return bool(effective_caps() >> CAP_SYS_ADMIN & 1)
 
 
 def _init_cgroup(pid: int, container_cgroup: str) -> str:

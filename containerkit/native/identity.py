@@ -81,9 +81,9 @@ def _check_raisable(num: int, hard: int, field: str, name: str,
         raise UnsupportedError(
             f"{field}: {name} hard limit {hard} is above this process's {ours} and an "
             "init in a user namespace cannot raise it (no host CAP_SYS_RESOURCE)")
-    with open("/proc/self/status") as f:
-        eff = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
-    if not eff >> CAP_SYS_RESOURCE & 1:
+    from .userns import effective_caps
+
+    if not effective_caps() >> CAP_SYS_RESOURCE & 1:
         raise UnsupportedError(
             f"{field}: {name} hard limit {hard} is above this process's {ours} and "
             "raising it needs CAP_SYS_RESOURCE, which this process does not have")

@@ -20,6 +20,7 @@ from .. import syscalls as s
 from ..errors import ConfigError, SpecError, UnsupportedError
 from . import ops
 from .mountopts import MountOptions
+from .userns import write_proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,15 +62,9 @@ def userns_fd(uids: Mapping, gids: Mapping, field: str) -> int:
                                f"this host refuses: {e.strerror}") from None
     child.close()
     try:
-        try:
-            with open(f"/proc/{pid}/uid_map", "wb") as f:
-                f.write(_map_text(uids))
-            with open(f"/proc/{pid}/gid_map", "wb") as f:
-                f.write(_map_text(gids))
-            return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise SpecError(f"config.json: {field}: the kernel refused the mapping: "
-                            f"{e.strerror}") from None
+        write_proc(pid, "uid_map", _map_text(uids), f"{field} uidMappings")
+        write_proc(pid, "gid_map", _map_text(gids), f"{field} gidMappings")
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         os.waitpid(pid, 0)

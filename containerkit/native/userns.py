@@ -41,9 +41,17 @@ class IdMaps(NamedTuple):
     deny_setgroups: bool   # an unprivileged writer: the kernel requires it for gid_map
 
 
-def _caps() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+_effective_caps: int | None = None
+
+
+def effective_caps() -> int:
+    """This process's effective capability set (read once: a runtime does not change it)."""
+    global _effective_caps
+    if _effective_caps is None:
+        with open("/proc/self/status") as f:
+            _effective_caps = next(int(line.split()[1], 16) for line in f
+                                   if line.startswith("CapEff:"))
+    return _effective_caps
 
 
 # the CLI's --rootless true/false (None: auto)
@@ -161,7 +169,7 @@ def check(linux: oci.Linux, new_userns: bool, in_userns: bool = False) -> IdMaps
     """The maps to write for a new user namespace; refuses mappings without one, and
     says why when this host or this user cannot make the namespaces asked for.
     ``in_userns``: the init joins a user namespace by path instead."""
-    caps = _caps()
+    caps = effective_caps()
     if not new_userns:
         if linux.uid_mappings or linux.gid_mappings:
             field = "uidMappings" if linux.uid_mappings else "gidMappings"
@@ -236,12 +244,14 @@ def enter_steps(plan: Plan, init_pidfd: int) -> None:
 def write(pid: int, maps: IdMaps) -> None:
     """Write the maps of the user namespace the (waiting) child ``pid`` created."""
     if maps.deny_setgroups:
-        _write(pid, "setgroups", b"deny", "linux.gidMappings")
-    _write(pid, "uid_map", maps.uid_map, "linux.uidMappings")
-    _write(pid, "gid_map", maps.gid_map, "linux.gidMappings")
+        write_proc(pid, "setgroups", b"deny", "linux.gidMappings")
+    write_proc(pid, "uid_map", maps.uid_map, "linux.uidMappings")
+    write_proc(pid, "gid_map", maps.gid_map, "linux.gidMappings")
 
 
-def _write(pid: int, name: str, data: bytes, field: str) -> None:
+def write_proc(pid: int, name: str, data: bytes, field: str) -> None:
+    """One write(2) of ``data`` to /proc/<pid>/<name> (a map is taken only whole, once);
+    errors name ``field``."""
     path = f"/proc/{pid}/{name}"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
