@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from .. import jsonfast as json
 from ..errors import ConfigError
 from .main import Context, UsageError
 

@@ -149,16 +149,6 @@ def build_process(args: Any, base: oci.Process | None) -> oci.Process:
     return oci.Process.from_dict(doc, source="exec")
 
 
-def _write_pid_file(path: str, process: Process) -> None:
-    from ..state import write_atomic
-
-    path = os.path.abspath(path)
-    try:
-        write_atomic(path, str(process.pid).encode())     # runc's format: no newline
-    except OSError as e:
-        raise ConfigError(f"--pid-file {path}: {(e.strerror or str(e)).lower()}") from None
-
-
 def _kill(process: Process) -> None:
     if process.alive():
         process.signal(signal.SIGKILL)
@@ -166,7 +156,7 @@ def _kill(process: Process) -> None:
 
 
 def do_exec(args: Any, ctx: Context) -> int:
-    from .lifecycle import FORWARDED, SignalGuard, _load, check_terminal, passed_fds
+    from .lifecycle import FORWARDED, SignalGuard, _load, check_terminal, passed_fds, write_pid_file
 
     _refuse_unsupported(args)
     # before this process opens anything (the init's pidfd would take a closed fd 3)
@@ -186,7 +176,7 @@ def do_exec(args: Any, ctx: Context) -> int:
             if args.console_socket else None, preserve_fds=total, listen_fds=listen)
         try:
             if args.pid_file:
-                _write_pid_file(args.pid_file, process)
+                write_pid_file(args.pid_file, process.pid)
         except BaseException:
             _kill(process)
             raise

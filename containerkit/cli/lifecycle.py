@@ -156,7 +156,6 @@ def _create(args: Any, ctx: Context, guard: SignalGuard, detach: bool) -> Contai
     from ..bundle import Bundle
     from ..container import new_container
     from ..native.driver import NativeDriver
-    from ..state import write_atomic
 
     guard.check()
     config = Bundle(args.bundle or os.getcwd(), id=args.id, root=ctx.root)
@@ -178,13 +177,7 @@ def _create(args: Any, ctx: Context, guard: SignalGuard, detach: bool) -> Contai
         container.create()
         ctx.log.debug(f"created {args.id}: pid {container.pid}")
         if args.pid_file:
-            # runc's format: the decimal pid, no newline; written atomically
-            path = os.path.abspath(args.pid_file)
-            try:
-                write_atomic(path, str(container.pid).encode())
-            except OSError as e:
-                raise ConfigError(f"--pid-file {path}: "
-                                  f"{(e.strerror or str(e)).lower()}") from None
+            write_pid_file(args.pid_file, container.pid)
         guard.check()
     except BaseException:
         _discard(container, ctx)
@@ -330,3 +323,14 @@ def do_delete(args: Any, ctx: Context) -> int:
         container = _load(ctx, args.id)          # it was being created meanwhile
     container.delete(force=args.force)
     return 0
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """``--pid-file``: the decimal pid, no newline (runc's format), written atomically."""
+    from ..state import write_atomic
+
+    path = os.path.abspath(path)
+    try:
+        write_atomic(path, str(pid).encode())
+    except OSError as e:
+        raise ConfigError(f"--pid-file {path}: {(e.strerror or str(e)).lower()}") from None

@@ -23,10 +23,11 @@ def live_state(root: str, container_id: str) -> dict[str, Any]:
     from .load import load
 
     container = load(root, container_id, native=False)
-    status = container.state()["status"]            # the live status
+    # the state load just read (one read: status and document from the same version);
     # state.fast (containerkit/state.py) pre-renders this document for the native
     # front end from the same State.cli_document
-    return container.statedir.load().cli_document(status)
+    state = container._state
+    return state.cli_document(container._live_status(state))
 
 
 def add_state(parser: Any) -> None:
