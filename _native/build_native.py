@@ -22,7 +22,6 @@ OPS_DECL = """
 enum ck_opcode {
     CK_OP_RESET_SIGNALS = 1,
     CK_OP_STDIO = 2,
-    CK_OP_WAIT_PARENT = 3,
     CK_OP_SETNS = 4,
     CK_OP_CLOSE_FDS = 5,
     CK_OP_UNSHARE = 6,
@@ -515,20 +514,6 @@ static int ck_close_fds(const unsigned int *keep, int n)
     return ck_close_range(first, ~0U, 0);
 }
 
-/* Block until the parent sends the message ``expect`` (sync.py's table). */
-static int ck_wait_parent(int sync_fd, const char *expect)
-{
-    char buf[64];
-    size_t len = strlen(expect);
-    long n = ck_read(sync_fd, buf, sizeof(buf));
-
-    if (n < 0)
-        return (int)n;
-    if ((size_t)n != len || memcmp(buf, expect, len) != 0)
-        return -EPROTO;                 /* not what the protocol table says */
-    return 0;
-}
-
 /* In a new user namespace whose maps the parent just wrote: become its root (uid and
  * gid 0 inside, i.e. the mapped host ids), so that files are made as the mapped ids
  * and not as the unmapped creator. The creator of a user namespace holds every
@@ -719,7 +704,6 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
 
 /* One op; 0, or -errno on failure. Fields per op (unused ones are zero/NULL):
  *   RESET_SIGNALS                       STDIO i[0..2] = fds for 0, 1, 2
- *   WAIT_PARENT i[0] = sync fd, s[0] = the message (NULL: "CGROUP")
  *   BECOME_ROOT                         SETNS i[0] = ns fd, i[1] = nstype
  *   FORK_INIT i[0] = clone flags, i[1] = sync fd
  *   CLOSE_FDS ids = sorted fds to keep  UNSHARE i[0] = flags
@@ -1938,7 +1922,6 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     switch (op->code) {
     case CK_OP_RESET_SIGNALS:  return ck_reset_signals();
     case CK_OP_STDIO:          return ck_stdio(i);
-    case CK_OP_WAIT_PARENT:    return ck_wait_parent((int)i[0], s[0] ? s[0] : "CGROUP");
     case CK_OP_BECOME_ROOT:    return ck_become_root();
     case CK_OP_FORK_INIT:      return ck_fork_init((unsigned long long)i[0], (int)i[1]);
     case CK_OP_SETNS:          return (int)ck_sys(SYS_setns, (int)i[0], (int)i[1], 0, 0, 0);

@@ -59,7 +59,7 @@ def stdio(fds: tuple[int, int, int]) -> Op:
 def wait_parent(sync_fd: int, message: bytes = b"CGROUP") -> Op:
     """Block until the parent sends ``message`` (sync.py): CGROUP (only without
     CLONE_INTO_CGROUP), IDMAPPED (a new user namespace's maps are written)."""
-    return lib.CK_OP_WAIT_PARENT, Args(s=(message,), i=(sync_fd,))
+    return sync(sync_fd, None, message)
 
 
 def become_root() -> Op:
