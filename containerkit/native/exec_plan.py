@@ -28,11 +28,11 @@ import os
 
 from .. import spec as oci
 from .. import syscalls as s
-from ..errors import ContainerkitError, SpecError, UnsupportedError
+from ..errors import ContainerkitError
 from . import numa, ops, userns
 from .console import console_steps
 from .identity import process_steps
-from .plan import Plan, _lsm_refusal, program_steps
+from .plan import Plan, check_process, program_steps
 from .seccomp import load_op
 
 PR_SET_DUMPABLE = 4
@@ -43,21 +43,6 @@ NAMESPACE_FILES = {
     "ipc": s.CLONE_NEWIPC, "uts": s.CLONE_NEWUTS, "cgroup": s.CLONE_NEWCGROUP,
     "time": s.CLONE_NEWTIME,
 }
-
-
-def check_process(proc: oci.Process, where: str = "process") -> None:
-    """Refuse what an exec'd process cannot have here (never run with less isolation)."""
-    if not proc.args:
-        raise SpecError(f"{where}.args: must name the program to run")
-    if proc.command_line:
-        raise SpecError(f"{where}.commandLine: is for Windows only")
-    if proc.apparmor_profile:
-        raise UnsupportedError(_lsm_refusal(f"{where}.apparmorProfile", "apparmor"))
-    if proc.selinux_label:
-        raise UnsupportedError(_lsm_refusal(f"{where}.selinuxLabel", "selinux"))
-    cwd = proc.cwd or "/"
-    if not cwd.startswith("/"):
-        raise SpecError(f"{where}.cwd: {cwd!r} must be an absolute path")
 
 
 def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: int,

@@ -85,14 +85,7 @@ def check_supported(spec: oci.Spec) -> None:
         raise SpecError("config.json: root.path: required")
     if proc is None:
         raise SpecError("config.json: process: required to create a container")
-    if not proc.args:
-        raise SpecError("config.json: process.args: must name the program to run")
-    if proc.command_line:
-        raise SpecError("config.json: process.commandLine: is for Windows only")
-    if proc.apparmor_profile:
-        raise UnsupportedError(_lsm_refusal("process.apparmorProfile", "apparmor"))
-    if proc.selinux_label:
-        raise UnsupportedError(_lsm_refusal("process.selinuxLabel", "selinux"))
+    check_process(proc, "config.json: process")
     if proc.exec_cpu_affinity:
         # for exec'd processes only (runtime-spec: not the init's): checked here
         from . import numa  # here: each module on the create path costs ~0.2 ms
@@ -129,6 +122,22 @@ def check_supported(spec: oci.Spec) -> None:
         from . import netdev  # lazily: its tables cost every `run` ~1 ms
 
         netdev.check(linux)
+
+
+def check_process(proc: oci.Process, where: str = "process") -> None:
+    """Refuse what a process (the init, or one exec'd) cannot have here: never run
+    with less isolation."""
+    if not proc.args:
+        raise SpecError(f"{where}.args: must name the program to run")
+    if proc.command_line:
+        raise SpecError(f"{where}.commandLine: is for Windows only")
+    if proc.apparmor_profile:
+        raise UnsupportedError(_lsm_refusal(f"{where}.apparmorProfile", "apparmor"))
+    if proc.selinux_label:
+        raise UnsupportedError(_lsm_refusal(f"{where}.selinuxLabel", "selinux"))
+    cwd = proc.cwd or "/"
+    if not cwd.startswith("/"):
+        raise SpecError(f"{where}.cwd: {cwd!r} must be an absolute path")
 
 
 def _lsm_refusal(field: str, lsm: str) -> str:
