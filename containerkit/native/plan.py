@@ -58,11 +58,6 @@ class Plan:
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
 
-    def insert_before(self, name: str, steps: list[ops.Step]) -> None:
-        """Put ``steps`` before the first step called ``name``."""
-        at = next(i for i, st in enumerate(self.steps) if st.name == name)
-        self.steps[at:at] = steps
-
     def close(self, keep_states: bool = False) -> None:
         """Close the parent's copies of the fds the init inherited; the hook state files
         stay open with ``keep_states`` (the driver fills them once the pid is known)."""
@@ -318,21 +313,21 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     if "mount" not in ns_types:
         raise UnsupportedError("linux.namespaces: a container without a mount namespace is "
                                "not supported")
-    rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir, no_pivot=no_pivot)
+    before_root: list[ops.Step] = []
     if plan.hook_sync:
         # runc's order: mounts done, then prestart + createRuntime in the parent, then
         # createContainer from the init (cwd: the rootfs), then pivot_root
-        stop = [ops.Step("hooks", *ops.sync(sync_fd, sync.HOOKS, sync.CONTINUE), "")]
-        stop += _hook_steps("createContainer", hooks.create_container,
-                            plan.state_fds.get("creating", -1), rootfs.encode(), -1)
-        plan.insert_before("move root" if no_pivot else "pivot_root", stop)
+        before_root.append(ops.Step("hooks", *ops.sync(sync_fd, sync.HOOKS, sync.CONTINUE), ""))
+        before_root += _hook_steps("createContainer", hooks.create_container,
+                                   plan.state_fds.get("creating", -1), rootfs.encode(), -1)
+    after_root: list[ops.Step] = []
     if proc.terminal:
         from .console import console_steps
 
         # runc's place: after pivot_root, before the read-only and masked paths
-        root = "move root" if no_pivot else "pivot_root"
-        at = next(k for k, step in enumerate(plan.steps) if step.name == root) + 1
-        plan.steps[at:at] = console_steps(proc, sync_fd)
+        after_root = console_steps(proc, sync_fd)
+    rootfs_steps(plan, spec, linux, rootfs, bundle, cgroup_dir, no_pivot=no_pivot,
+                 before_root=before_root, after_root=after_root)
     process_steps(plan, spec, proc)
 
     env = program_steps(plan, proc, preserve_fds, listen_fds, "config.json: ")

@@ -106,7 +106,11 @@ def open_idmapped_mounts(plan: Plan, spec: oci.Spec, bundle: str) -> None:
 
 
 def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
-                 bundle: str, cgroup_dir: str, no_pivot: bool = False) -> None:
+                 bundle: str, cgroup_dir: str, no_pivot: bool = False,
+                 before_root: list[ops.Step] | None = None,
+                 after_root: list[ops.Step] | None = None) -> None:
+    """``before_root``/``after_root``: steps that must run right before/after the root
+    changes (the createContainer stop; the terminal, made in the container's devpts)."""
     add = plan.add
     broot = rootfs.encode()
     prop = linux.rootfs_propagation or "rslave"
@@ -218,10 +222,12 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
                                         os.makedev(d.major or 0, d.minor or 0),
                                         d.uid or 0, d.gid or 0), detail=path)
 
+    plan.steps += before_root or ()
     if no_pivot:
         add("move root", ops.move_root(broot, _host_proc_sys(rootfs)), detail=rootfs)
     else:
         add("pivot_root", ops.pivot_root(broot), detail=rootfs)
+    plan.steps += after_root or ()
     if shared:
         add("root propagation", ops.mount(None, b"/", None, PROPAGATION[prop]), detail=prop)
     for key, value in sorted(linux.sysctl.items()):
