@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 MASTER_NAME = b"/dev/ptmx"   # what runc sends with the fd (the master's file name)
 
 
-def console_steps(proc: oci.Process, sync_fd: int) -> list[ops.Step]:
+def console_steps(proc: oci.Process, sync_fd: int, console: bool = True) -> list[ops.Step]:
     """The init's terminal steps; they go right after pivot_root (runc's place: after
-    the spec's mounts, before the read-only and masked paths)."""
+    the spec's mounts, before the read-only and masked paths). ``console``: bind the pty
+    on /dev/console (the init's; not for an exec'd process)."""
     size = proc.console_size
     rows, cols = (size.height or 0, size.width or 0) if size is not None else (0, 0)
     if not (0 <= rows < 1 << 16 and 0 <= cols < 1 << 16):
@@ -38,9 +39,10 @@ def console_steps(proc: oci.Process, sync_fd: int) -> list[ops.Step]:
         raise SpecError(f"config.json: process.consoleSize: {rows}x{cols} does not fit "
                         "a terminal's 16-bit rows and columns")
     owner = proc.user.uid if proc.user.uid else -1
-    return [
-        ops.Step("terminal", *ops.open_pty(b"/dev/ptmx", rows, cols, owner), "/dev/ptmx"),
-        ops.Step("terminal", *ops.mount_console(b"/dev/console"), "/dev/console"),
+    steps = [ops.Step("terminal", *ops.open_pty(b"/dev/ptmx", rows, cols, owner), "/dev/ptmx")]
+    if console:
+        steps.append(ops.Step("terminal", *ops.mount_console(b"/dev/console"), "/dev/console"))
+    return steps + [
         ops.Step("terminal", *ops.send_pty(sync_fd), "send the pty master"),
         ops.Step("terminal", *ops.set_ctty(), "setsid, controlling terminal, stdio"),
     ]

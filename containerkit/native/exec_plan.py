@@ -116,8 +116,7 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     add("fds", ops.close_fds_except((*keep, *passed)))   # the pidfd is the host's handle
     add("setsid", ops.setsid())         # a session of its own, as runc's exec'd processes
     if proc.terminal:
-        plan.steps += [step for step in console_steps(proc, sync_fd)
-                       if step.code != ops.lib.CK_OP_CONSOLE]     # /dev/console: init's
+        plan.steps += console_steps(proc, sync_fd, console=False)  # /dev/console: init's
     process_steps(plan, spec, proc)
     env = program_steps(plan, proc, preserve_fds, listen_fds, "")
     if hold_fd >= 0:
