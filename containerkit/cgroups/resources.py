@@ -481,11 +481,6 @@ def _field_root(field: str) -> str:
     return ".".join(parts[:3]).split("[")[0]
 
 
-def needed_controllers(writes: Iterable[Write]) -> set[str]:
-    """The cgroup v2 controllers the writes need (file prefix before the first ".")."""
-    return set(controllers_by_field(writes))
-
-
 def _ordered(ctrls: Iterable[str]) -> list[str]:
     rank = {c: i for i, c in enumerate(CONTROLLER_ORDER)}
     return sorted(set(ctrls), key=lambda c: (rank.get(c, len(rank)), c))

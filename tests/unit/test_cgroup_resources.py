@@ -417,7 +417,7 @@ def test_refusals_name_their_field(kw: dict[str, Any], field: str) -> None:
 # --------------------------------------------------------------------------------- controllers
 
 
-def test_needed_controllers() -> None:
+def test_controllers_by_field() -> None:
     p = plan(
         memory={"limit": 1},
         pids={"limit": 1},
@@ -427,7 +427,7 @@ def test_needed_controllers() -> None:
         rdma={"mlx5_1": {"hcaHandles": 1}},
         unified={"misc.max": "x 1", "cgroup.max.depth": "3"},
     )
-    assert res.needed_controllers(p) == {
+    assert set(res.controllers_by_field(p)) == {
         "memory",
         "pids",
         "cpu",
