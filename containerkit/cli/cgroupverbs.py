@@ -182,7 +182,7 @@ def do_events(args: Any, ctx: Context) -> int:
         _emit("stats", container.id, container.stats())
         return 0
     cgroup = container.cgroup_path
-    container.stats()                      # refuses a stopped container, as runc does
+    _emit("stats", container.id, container.stats())   # refuses a stopped one, as runc
     ooms = _oom_kills(cgroup)
     events_fd = -1
     poller = select.poll()
@@ -192,7 +192,7 @@ def do_events(args: Any, ctx: Context) -> int:
     except OSError:
         pass                               # no memory controller: stats only
     try:
-        next_stats = time.monotonic()
+        next_stats = time.monotonic() + interval
         while True:
             now = time.monotonic()
             if now >= next_stats:
