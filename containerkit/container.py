@@ -167,9 +167,7 @@ class Container:
                                                    ("poststart", "poststart"),
                                                    ("poststop", "poststop"))
                                  if hooks is not None and getattr(hooks, name)]
-            # compact: this copy is for load_container, `containerkit spec` prints runc's form
-            self.statedir.write_file("config.json", json.dumps(
-                self.spec.to_dict(), separators=(",", ":")).encode())
+            self._save_spec(self.spec)
             self.statedir.save(self._state)
 
     def start(self) -> None:
@@ -276,8 +274,13 @@ class Container:
             if resources.devices:               # a new device list replaces the program
                 cgroup.set_devices(spec.linux, merged.devices, replace=True)
             spec.linux.resources = merged
-            self.statedir.write_file("config.json", json.dumps(
-                spec.to_dict(), separators=(",", ":")).encode())
+            self._save_spec(spec)
+
+    def _save_spec(self, spec: oci.Spec) -> None:
+        """The state dir's config.json, for load_container (compact: `containerkit spec`
+        prints runc's form)."""
+        self.statedir.write_file("config.json", json.dumps(
+            spec.to_dict(), separators=(",", ":")).encode())
 
     def stats(self) -> dict[str, Any]:
         """runc's ``events --stats`` data for the container's cgroup."""

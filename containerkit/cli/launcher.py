@@ -46,11 +46,10 @@ def launcher_text(python: str = sys.executable) -> str:
 
 def write(path: str) -> None:
     """Replace ``path`` atomically with the launcher (mode 0755)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(launcher_text())
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
+    from ..state import write_atomic
+
+    write_atomic(path, launcher_text().encode(), 0o755)
+    os.chmod(path, 0o755)                 # the umask may have taken bits off the mode
 
 
 if __name__ == "__main__":
