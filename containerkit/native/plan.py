@@ -267,19 +267,15 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     # the parent's work before pivot_root: netDevices, then prestart + createRuntime
     plan.hook_sync = bool(hooks.prestart or hooks.create_runtime or hooks.create_container
                           or linux.net_devices)
-    try:
-        if hooks.create_container:
-            plan.state_fds["creating"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
-        if hooks.start_container:
-            plan.state_fds["created"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
-    except OSError:
-        plan.close()
-        raise
+    # (a failure from here on: build() closes what this plan opened)
+    if hooks.create_container:
+        plan.state_fds["creating"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
+    if hooks.start_container:
+        plan.state_fds["created"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
     # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
     ours = [fd for fd in (sync_fd, fifo_fd, *plan.join_fds, *plan.state_fds.values())
             if fd in passed]
     if ours:
-        plan.close()
         raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {ours[0]} is the "
                                 "runtime's own, not the caller's (was it open?)")
     add("fds", ops.close_fds_except((sync_fd, fifo_fd, *plan.join_fds,
@@ -373,11 +369,11 @@ def _join_steps(plan: Plan, ns_types: dict[str, oci.Namespace], order: tuple[str
 
 
 def _open_ns(plan: Plan, t: str, path: str) -> int:
-    """The namespace file ``path``, kept open until the clone (closed by ``plan.close``)."""
+    """The namespace file ``path``, kept open until the clone (closed by ``plan.close``,
+    also when the build fails)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        plan.close()
         raise SpecError(f"config.json: linux.namespaces: {t} path {path}: "
                         f"{e.strerror}") from None
     plan.join_fds.append(fd)
