@@ -71,7 +71,7 @@ def states(cgroup: str) -> dict[int, str]:
     for pid in read(f"{cgroup}/cgroup.procs").split():
         try:
             stat = read(f"/proc/{pid}/stat")
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):   # exited since cgroup.procs was read
             continue
         out[int(pid)] = stat[stat.rindex(")") + 2]
     return out
