@@ -113,73 +113,87 @@ _ALU_AND_K = 0x54          # BPF_ALU | BPF_AND | BPF_K (32-bit)
 _ALU_RSH_K = 0x74          # BPF_ALU | BPF_RSH | BPF_K
 _ALU_MOV_K = 0xB4          # BPF_ALU | BPF_MOV | BPF_K
 _ALU_MOV_X = 0xBC          # BPF_ALU | BPF_MOV | BPF_X
+_ALU_XOR_K = 0xA4          # BPF_ALU | BPF_XOR | BPF_K
 _JMP_JNE_K = 0x55          # BPF_JMP | BPF_JNE | BPF_K
 _JMP_JEQ_K = 0x15          # BPF_JMP | BPF_JEQ | BPF_K
-_JMP_JA = 0x05             # BPF_JMP | BPF_JA
 _EXIT = 0x95               # BPF_JMP | BPF_EXIT
-R0, R1, R2, R3, R4, R5 = range(6)
+R0, R1, R2, R4, R5, R6 = 0, 1, 2, 4, 5, 6
+_ALL_BITS = ACC_MKNOD | ACC_READ | ACC_WRITE
+_ALLOW, _DENY, _NEXT = "allow", "deny", "next"   # jump targets, resolved at the end
 
 
 def assemble(rules: Sequence[Rule]) -> bytes:
     """The program (struct bpf_insn[] as bytes) that enforces ``rules``: returns 1 (allow)
-    when, for every access bit asked, the last matching rule naming the bit allows it."""
-    insns = bytearray()
+    when, for every access bit asked, the last matching rule naming the bit allows it.
 
-    def emit(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> None:
-        insns.extend(struct.pack("<BBhi", code, (src << 4) | dst, off, imm))
+    One pass over the rules, last first, with r6 = the asked bits no rule has decided yet:
+    a matching allow clears its bits (none left: allow), a matching deny that names an
+    undecided bit denies; bits still undecided after the first rule are denied.
 
-    # sections are laid out with jump offsets computed from their sizes: build each
-    # rule check as a list first (a rule that does not match skips the rest of itself)
+    Shaped for the verifier, which costs every create (it runs at each load): the device
+    registers are never compared themselves, only a scratch copy (r0 = reg ^ value), so no
+    path learns their exact values and the states of all paths compare equal where they
+    join. Compared directly, each combination of matching rules was a state of its own:
+    the verifier walked ~9 instructions per instruction of runc's default list (~1.2 ms per
+    load here), now ~2 (~0.25 ms)."""
+    prog: list[tuple[int, int, int | str, int]] = []   # (code, regs, offset or label, imm)
+
+    def emit(code: int, dst: int = 0, src: int = 0, off: int | str = 0, imm: int = 0) -> None:
+        prog.append((code, (src << 4) | dst, off, imm))
+
     emit(_LDX_MEM_W, R2, R1, 0)         # r2 = access_type
-    emit(_ALU_MOV_X, R3, R2)
-    emit(_ALU_RSH_K, R3, imm=16)        # r3 = access bits
+    emit(_ALU_MOV_X, R6, R2)
+    emit(_ALU_RSH_K, R6, imm=16)
+    emit(_ALU_AND_K, R6, imm=_ALL_BITS)  # r6 = the m/r/w bits asked
     emit(_ALU_AND_K, R2, imm=0xFFFF)    # r2 = device type
     emit(_LDX_MEM_W, R4, R1, 4)         # r4 = major
     emit(_LDX_MEM_W, R5, R1, 8)         # r5 = minor
-    for bit in (ACC_MKNOD, ACC_READ, ACC_WRITE):
-        section = bytearray()
-        for rule in reversed(rules):
-            if bit not in [_ACCESS_BITS[c] for c in rule.access]:
-                continue
-            checks: list[tuple[int, int]] = []   # (register, value) that must be equal
-            if rule.type != "a":
-                checks.append((R2, _DEV_TYPES[rule.type]))
-            if rule.major != WILDCARD:
-                checks.append((R4, rule.major))
-            if rule.minor != WILDCARD:
-                checks.append((R5, rule.minor))
-            # action: allow -> skip to the end of this bit's section; deny -> return 0
-            action_len = 1 if rule.allow else 2
-            body = bytearray()
-            for k, (reg, value) in enumerate(checks):
-                skip = (len(checks) - k - 1) + action_len  # to the next rule
-                body += struct.pack("<BBhi", _JMP_JNE_K, reg, skip, _imm32(value))
-            section += body
-            if rule.allow:
-                if checks:
-                    section += b"ALLOW___"                 # patched below
-            else:
-                section += struct.pack("<BBhi", _ALU_MOV_K, R0, 0, 0)
-                section += struct.pack("<BBhi", _EXIT, 0, 0, 0)
-            if not checks:
-                break           # matches everything: earlier rules are unreachable
+    emit(_JMP_JEQ_K, R6, off=_ALLOW)    # nothing asked
+    for rule in reversed(rules):
+        bits = 0
+        for c in rule.access:
+            bits |= _ACCESS_BITS[c]
+        if not bits:
+            continue
+        checks: list[tuple[int, int]] = []   # (register, value) that must be equal
+        if rule.type != "a":
+            checks.append((R2, _DEV_TYPES[rule.type]))
+        if rule.major != WILDCARD:
+            checks.append((R4, rule.major))
+        if rule.minor != WILDCARD:
+            checks.append((R5, rule.minor))
+        first = len(prog)
+        for reg, value in checks:
+            emit(_ALU_MOV_X, R0, reg)
+            emit(_ALU_XOR_K, R0, imm=_imm32(value))
+            emit(_JMP_JNE_K, R0, off=_NEXT)
+        if rule.allow:
+            emit(_ALU_AND_K, R6, imm=~bits)
+            emit(_JMP_JEQ_K, R6, off=_ALLOW)
         else:
-            # no rule matched: deny
-            section += struct.pack("<BBhi", _ALU_MOV_K, R0, 0, 0)
-            section += struct.pack("<BBhi", _EXIT, 0, 0, 0)
-        n = len(section) // 8
-        # patch the allow jumps: to the end of the section
-        for pc in range(n):
-            if section[pc * 8:pc * 8 + 8] == b"ALLOW___":
-                section[pc * 8:pc * 8 + 8] = struct.pack("<BBhi", _JMP_JA, 0, n - pc - 1, 0)
-        # the section runs only if the bit is asked for: r0 = r3 & bit; if r0 == 0 skip it
-        emit(_ALU_MOV_X, R0, R3)
-        emit(_ALU_AND_K, R0, imm=bit)
-        emit(_JMP_JEQ_K, R0, off=n)
-        insns += section
+            emit(_ALU_MOV_X, R0, R6)
+            emit(_ALU_AND_K, R0, imm=bits)
+            emit(_JMP_JNE_K, R0, off=_DENY)
+        nxt = len(prog)                       # a check that fails goes to the next rule
+        for pc in range(first, nxt):
+            code, regs, off, imm = prog[pc]
+            if off == _NEXT:
+                prog[pc] = (code, regs, nxt - pc - 1, imm)
+    deny = len(prog)
+    emit(_ALU_MOV_K, R0, imm=0)
+    emit(_EXIT)
+    allow = len(prog)
     emit(_ALU_MOV_K, R0, imm=1)
     emit(_EXIT)
-    return bytes(insns)
+    out = bytearray()
+    for pc, (code, regs, off, imm) in enumerate(prog):
+        if off == _ALLOW:
+            off = allow - pc - 1
+        elif off == _DENY:
+            off = deny - pc - 1
+        assert isinstance(off, int)
+        out += struct.pack("<BBhi", code, regs, off, imm)
+    return bytes(out)
 
 
 def _imm32(value: int) -> int:

@@ -156,3 +156,27 @@ def test_bad_rule_is_refused_and_nothing_left(make_bundle: Callable[..., str],
     with pytest.raises(ContainerkitError, match=r"linux.resources.devices\[0\].major"):
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
+
+
+def test_the_verifier_walks_the_default_program_once() -> None:
+    """Every create loads the program, so the verifier's work is start-up time: with runc's
+    default rules it must visit each instruction about once per branch, not once per
+    combination of matching rules (what comparing the device registers directly cost)."""
+    import re
+
+    from containerkit.cgroups import devices as d
+
+    ffi = syscalls.ffi
+    code = d.assemble([d.Rule(False), *d.DEFAULT_RULES])
+    insns, lic, log = ffi.new("char[]", code), ffi.new("char[]", b"Apache"), ffi.new(
+        "char[]", 4096)
+    attr = syscalls._attr("<IIQQIIQII16sII", syscalls.BPF_PROG_TYPE_CGROUP_DEVICE,
+                          len(code) // 8, syscalls._addr(insns), syscalls._addr(lic),
+                          4, 4096, syscalls._addr(log), 0, 0, b"ck_test", 0,  # BPF_LOG_STATS
+                          syscalls.BPF_CGROUP_DEVICE)
+    fd = syscalls.lib.ck_bpf(syscalls.BPF_PROG_LOAD, attr, syscalls._BPF_ATTR_SIZE)
+    assert fd >= 0, ffi.errno
+    os.close(fd)
+    stats = ffi.string(log).decode()
+    processed = int(re.search(r"processed (\d+) insns", stats).group(1))  # type: ignore[union-attr]
+    assert processed <= 3 * len(code) // 8, stats   # was ~9x

@@ -815,6 +815,8 @@ def _run_prog(code: bytes, dev_type: int, access: int, major: int, minor: int) -
             regs[dst] = regs[src] & 0xFFFFFFFF
         elif op == d._ALU_MOV_K:
             regs[dst] = imm & 0xFFFFFFFF
+        elif op == d._ALU_XOR_K:
+            regs[dst] ^= imm & 0xFFFFFFFF
         elif op == d._ALU_AND_K:
             regs[dst] &= imm & 0xFFFFFFFF
         elif op == d._ALU_RSH_K:
@@ -823,8 +825,6 @@ def _run_prog(code: bytes, dev_type: int, access: int, major: int, minor: int) -
             pc += off if regs[dst] != imm else 0
         elif op == d._JMP_JEQ_K:
             pc += off if regs[dst] == imm else 0
-        elif op == d._JMP_JA:
-            pc += off
         elif op == d._EXIT:
             return regs[0]
         else:
@@ -859,6 +859,43 @@ def test_device_program_last_matching_rule_wins_per_access_bit() -> None:
     # a trailing "allow a" opens everything; a trailing "deny a" closes everything
     assert _run_prog(d.assemble([d.Rule(False), d.Rule(True)]), B, R | W | M, 7, 7) == 1
     assert _run_prog(d.assemble([d.Rule(True), d.Rule(False)]), C, R, 1, 3) == 0
+
+
+def test_device_program_matches_the_rule_semantics_on_random_lists() -> None:
+    """The program against a direct reading of the rules: per asked bit (m, r, w) the last
+    matching rule naming it decides, no such rule denies; allowed when every bit is."""
+    import random
+
+    from containerkit.cgroups import devices as d
+
+    bit_of = {"m": d.ACC_MKNOD, "r": d.ACC_READ, "w": d.ACC_WRITE}
+    types = {"c": d.DEV_CHAR, "b": d.DEV_BLOCK}
+
+    def expected(rules: list[d.Rule], typ: str, access: int, major: int, minor: int) -> int:
+        for letter, bit in bit_of.items():
+            if not access & bit:
+                continue
+            verdict = False
+            for rule in rules:
+                if letter in rule.access and rule.type in ("a", typ) \
+                        and rule.major in (d.WILDCARD, major) \
+                        and rule.minor in (d.WILDCARD, minor):
+                    verdict = rule.allow
+            if not verdict:
+                return 0
+        return 1
+
+    rng = random.Random(7)
+    for _ in range(300):
+        rules = [d.Rule(rng.random() < 0.6, rng.choice("abc"), rng.choice([-1, 1, 5]),
+                        rng.choice([-1, 0, 3]), "".join(c for c in "rwm" if rng.random() < 0.6))
+                 for _ in range(rng.randint(0, 6))]
+        code = d.assemble(rules)
+        for _ in range(10):
+            typ, access = rng.choice("bc"), rng.randint(0, 7)
+            major, minor = rng.choice([1, 5, 7]), rng.choice([0, 3, 4])
+            assert _run_prog(code, types[typ], access, major, minor) == \
+                expected(rules, typ, access, major, minor), (rules, typ, access, major, minor)
 
 
 def test_device_rules_are_runcs_order() -> None:
