@@ -116,12 +116,14 @@ def test_plan_order_follows_runc(tmp_path: Path) -> None:
     assert spec.process is not None
     spec.process.args = ["/bin/true"]
     names = _plan_names(spec, str(tmp_path))
-    order = ["reset signals", "stdio", "fds", "unshare", "sethostname", "loopback",
-             "rootfs propagation", "rootfs bind", "mount", "mknod", "pivot_root",
+    order = ["reset signals", "stdio", "unshare", "setsid", "fds", "unshare", "sethostname",
+             "loopback", "rootfs propagation", "rootfs bind", "mount", "mknod", "pivot_root",
              "maskedPaths", "readonlyPaths", "root.readonly", "cwd", "rlimits",
              "capabilities", "user", "noNewPrivileges", "exec", "created"]
-    positions = [names.index(n) for n in order]
-    assert positions == sorted(positions), names
+    at = -1
+    for n in order:       # each in turn, after the one before (unshare: network, cgroup)
+        assert n in names[at + 1:], (n, names)
+        at = names.index(n, at + 1)
     assert names[-1] == "exec" and names[-2] == "created"
 
 
@@ -150,9 +152,12 @@ def test_plan_clone_flags(tmp_path: Path) -> None:
     spec = oci.default_spec(cgroupns=True)
     plan = build(spec, rootfs=str(tmp_path), bundle=str(tmp_path), cgroup_dir="/sys/fs/cgroup/x",
                  sync_fd=10, fifo_fd=11, stdio=(0, 1, 2))
-    # the cgroup namespace is unshared by the child once inside its cgroup, not at clone
-    assert plan.clone_flags == (s.CLONE_NEWPID | s.CLONE_NEWNET | s.CLONE_NEWIPC
-                                | s.CLONE_NEWUTS | s.CLONE_NEWNS)
+    # the cgroup namespace is unshared by the child once inside its cgroup, not at clone;
+    # the network namespace by the child too (it is the one that costs the clone)
+    assert plan.clone_flags == (s.CLONE_NEWPID | s.CLONE_NEWIPC | s.CLONE_NEWUTS
+                                | s.CLONE_NEWNS)
+    unshares = [(step.detail, step.args.i) for step in plan.steps if step.name == "unshare"]
+    assert unshares[0] == ("network namespace", (s.CLONE_NEWNET,)), unshares
 
 
 def test_plan_refuses_hostname_without_uts(tmp_path: Path) -> None:
@@ -168,7 +173,7 @@ def test_plan_waits_for_the_cgroup_only_without_clone_into_cgroup(tmp_path: Path
     assert "wait for cgroup" not in _plan_names(spec, str(tmp_path))
     names = _plan_names(spec, str(tmp_path), placed_in_cgroup=False)
     # before anything that depends on the cgroup (the cgroup namespace is unshared later)
-    assert names[:5] == ["reset signals", "stdio", "wait for cgroup", "setsid", "fds"]
+    assert names[:6] == ["reset signals", "stdio", "wait for cgroup", "unshare", "setsid", "fds"]
 
 
 def test_op_array_lays_out_every_step(tmp_path: Path) -> None:
