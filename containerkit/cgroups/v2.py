@@ -25,9 +25,16 @@ _mountpoint_cache: str | None = None
 
 
 def cgroup2_mountpoint() -> str:
-    """Where cgroup2 is mounted: /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid)."""
+    """Where cgroup2 is mounted: /sys/fs/cgroup (pure v2) or /sys/fs/cgroup/unified (hybrid).
+
+    Only a cgroup2 root has ``cgroup.controllers``: one stat each for the two usual places
+    before reading mountinfo (~0.1 ms of every create/delete, for all the host's mounts)."""
     global _mountpoint_cache
     if _mountpoint_cache is None:
+        for usual in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+            if os.path.exists(f"{usual}/cgroup.controllers"):
+                _mountpoint_cache = usual
+                return usual
         found = ""
         with open("/proc/self/mountinfo") as f:
             for line in f:

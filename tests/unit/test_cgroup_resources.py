@@ -917,3 +917,15 @@ def test_device_rules_are_runcs_order() -> None:
     assert upd[0] == d.Rule(True) and upd[1] == d.Rule(True, "b", 8, 0, "rwm")
     with pytest.raises(ConfigError, match=r"devices\[0\]\.minor"):
         d.rules_from_spec(None, [oci.DeviceCgroup(allow=True, type="c", major=1, minor=-5)])
+
+
+def test_cgroup2_mountpoint_is_the_one_mountinfo_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stat of the usual places agrees with the mount table (pure v2 or hybrid)."""
+    from containerkit.cgroups import v2
+
+    mounts = [line.split(" - ")[0].split()[4] for line in Path("/proc/self/mountinfo")
+              .read_text().splitlines() if line.split(" - ")[1].startswith("cgroup2 ")]
+    monkeypatch.setattr(v2, "_mountpoint_cache", None)
+    assert v2.cgroup2_mountpoint() in mounts
+    assert v2.cgroup2_mountpoint() == ("/sys/fs/cgroup" if "/sys/fs/cgroup" in mounts
+                                       else mounts[0])
