@@ -1,12 +1,13 @@
-/* containerkit's native front end: `state` in C, everything else in Python.
+/* containerkit's native front end: `state` and `start` in C, everything else in Python.
  *
- * podman and the containerd shim poll `state` often; CPython's start alone costs more
- * than runc's whole `state`. This program answers the one happy path of `state` from
- * <root>/<id>/state.fast, the plain-text companion containerkit/state.py writes beside
- * state.json at every save (the pre-rendered document split around pid and status, plus
- * what the live status needs). ANY other argv, and any error or unexpected condition,
- * execv()s the Python launcher CK_FALLBACK with the same argv, so every message and
- * every other verb stays Python's. Built by ./dev setup (gcc -O2, no dependencies).
+ * podman and the containerd shim poll `state` often, and call `start` once per container;
+ * CPython's start alone costs more than runc's whole `state`. This program answers the
+ * happy paths of both from <root>/<id>/state.fast, the plain-text companion
+ * containerkit/state.py writes beside state.json at every save (the pre-rendered document
+ * split around pid and status, plus what the live status needs and the hooks recorded).
+ * ANY other argv, and any error or unexpected condition, execv()s the Python launcher
+ * CK_FALLBACK with the same argv, so every message and every other verb stays Python's.
+ * Built by ./dev setup (gcc -O2, no dependencies).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -182,10 +184,149 @@ static int write_all(const char *p, size_t n)
     return 0;
 }
 
+/* state.fast of the container in `dir`, checked against its state.json. */
+struct fast {
+    char *buf, *body;       /* the file; the pre-rendered document after the fields */
+    long long pid, start_time, head, mid, tail;
+    char *status, *cgroup, *hooks;
+};
+
+static int load_fast(const char *dir, struct fast *f)
+{
+    char path[8300];
+    snprintf(path, sizeof path, "%s/state.fast", dir);
+    size_t len;
+    char *buf = read_file(path, &len);
+    if (!buf)
+        return -1;
+    char *p = buf;
+    if (strncmp(p, "ckfast 2\n", 9)) {
+        free(buf);
+        return -1;
+    }
+    p += 9;
+    long long ino = number(field(&p, "json_ino"));
+    long long msec = number(field(&p, "json_mtime_sec"));
+    long long mnsec = number(field(&p, "json_mtime_nsec"));
+    f->pid = number(field(&p, "pid"));
+    f->start_time = number(field(&p, "start_time"));
+    f->status = field(&p, "status");
+    f->cgroup = field(&p, "cgroup");
+    f->hooks = field(&p, "hooks");
+    f->head = number(field(&p, "head"));
+    f->mid = number(field(&p, "mid"));
+    f->tail = number(field(&p, "tail"));
+    if (ino < 0 || msec < 0 || mnsec < 0 || f->pid < 0 || f->start_time < 0 || !f->status
+            || !*f->status
+            || strspn(f->status, "abcdefghijklmnopqrstuvwxyz") != strlen(f->status)
+            || !f->cgroup || !f->hooks || f->head < 0 || f->mid < 0 || f->tail < 0
+            || *p++ != '\n' || (size_t)(p - buf) + f->head + f->mid + f->tail != len) {
+        free(buf);
+        return -1;
+    }
+    /* the companion describes this very state.json (written just before it): a save
+     * interrupted between the two, or a delete under way, goes to Python */
+    struct stat st;
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || (long long)st.st_ino != ino
+            || (long long)st.st_mtim.tv_sec != msec || st.st_mtim.tv_nsec != mnsec) {
+        free(buf);
+        return -1;
+    }
+    f->buf = buf;
+    f->body = p;
+    return 0;
+}
+
+/* Container._live_status */
+static const char *live_status(const char *dir, const struct fast *f)
+{
+    char path[8300];
+    struct stat st;
+    if (strcmp(f->status, "created") && strcmp(f->status, "running"))
+        return f->status;
+    snprintf(path, sizeof path, "%s/exec.fifo", dir);
+    if (f->pid == 0 || !init_alive(f->pid, f->start_time))
+        return "stopped";
+    if (*f->cgroup && frozen(f->cgroup))
+        return "paused";
+    if (stat(path, &st) < 0)   /* os.path.exists: any error is "absent" */
+        return "running";
+    return f->status;
+}
+
+/* "a,b,c" names `name` */
+static int has_item(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p; ) {
+        const char *end = strchr(p, ',');
+        size_t k = end ? (size_t)(end - p) : strlen(p);
+        if (k == n && !strncmp(p, name, n))
+            return 1;
+        p += k + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+static int do_state(const char *dir)
+{
+    struct fast f;
+    if (load_fast(dir, &f) < 0)
+        fallback();
+    const char *live = live_status(dir, &f);
+    int with_pid = !strcmp(live, "created") || !strcmp(live, "running")
+        || !strcmp(live, "paused");
+    char num[32];
+    snprintf(num, sizeof num, "%lld", with_pid ? f.pid : 0);
+    signal(SIGPIPE, SIG_IGN);   /* a gone reader: exit 1 quietly, as Python does */
+    const char *p = f.body;
+    if (write_all(p, (size_t)f.head) || write_all(num, strlen(num))
+            || write_all(p + f.head, (size_t)f.mid) || write_all(live, strlen(live))
+            || write_all(p + f.head + f.mid, (size_t)f.tail))
+        return 1;
+    return 0;
+}
+
+/* Container.start of a container another process created, when no hook runs: under the
+ * state directory's lock, a created init is released by a byte in exec.fifo, which is
+ * then removed (NativeDriver.start / sync.release). Every refusal is Python's: nothing
+ * has happened before the write, and the lock's fd closes at the exec. */
+static int do_start(const char *dir)
+{
+    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (lock < 0 || flock(lock, LOCK_EX) < 0 || fstat(lock, &st) < 0 || st.st_nlink == 0)
+        fallback();
+    struct fast f;
+    if (load_fast(dir, &f) < 0 || strcmp(live_status(dir, &f), "created")
+            || has_item(f.hooks, "startContainer") || has_item(f.hooks, "poststart"))
+        fallback();
+    char fifo[8300];
+    snprintf(fifo, sizeof fifo, "%s/exec.fifo", dir);
+    int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        fallback();
+    ssize_t w;
+    do
+        w = write(fd, "0", 1);
+    while (w < 0 && errno == EINTR);
+    if (w != 1)
+        fallback();     /* nothing written: the init still waits */
+    close(fd);
+    if (unlink(fifo) < 0) {     /* (started: Python's message for the OSError) */
+        fprintf(stderr, "containerkit: %s: %s\n", fifo, errno == ENOENT
+                ? "no such file or directory" : errno == EACCES ? "permission denied"
+                : strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     g_argv = argv;
-    const char *root = "/run/containerkit", *log = NULL, *id = NULL;
+    const char *root = "/run/containerkit", *log = NULL;
     int i = 1;
     /* global flags that do not change the output; anything else goes to Python */
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -208,64 +349,13 @@ int main(int argc, char **argv)
         else if (strcmp(value, "text") && strcmp(value, "json"))
             fallback();
     }
-    if (argc - i != 2 || strcmp(argv[i], "state") || !*root || !valid_id(argv[i + 1]))
+    if (argc - i != 2 || (strcmp(argv[i], "state") && strcmp(argv[i], "start")) || !*root
+            || !valid_id(argv[i + 1]))
         fallback();
-    id = argv[i + 1];
     if (log && open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) < 0)
         fallback();     /* (the fd stays open until exit, as Python's does) */
-
-    char dir[8192], path[8300];
-    if (snprintf(dir, sizeof dir, "%s/%s", root, id) >= (int)sizeof dir)
+    char dir[8192];
+    if (snprintf(dir, sizeof dir, "%s/%s", root, argv[i + 1]) >= (int)sizeof dir)
         fallback();
-    snprintf(path, sizeof path, "%s/state.fast", dir);
-    size_t len;
-    char *buf = read_file(path, &len);
-    if (!buf)
-        fallback();
-    char *p = buf;
-    if (strncmp(p, "ckfast 1\n", 9))
-        fallback();
-    p += 9;
-    long long ino = number(field(&p, "json_ino"));
-    long long msec = number(field(&p, "json_mtime_sec"));
-    long long mnsec = number(field(&p, "json_mtime_nsec"));
-    long long pid = number(field(&p, "pid"));
-    long long start_time = number(field(&p, "start_time"));
-    char *status = field(&p, "status"), *cgroup = field(&p, "cgroup");
-    long long head = number(field(&p, "head")), mid = number(field(&p, "mid"));
-    long long tail = number(field(&p, "tail"));
-    if (ino < 0 || msec < 0 || mnsec < 0 || pid < 0 || start_time < 0 || !status
-            || !*status || strspn(status, "abcdefghijklmnopqrstuvwxyz") != strlen(status)
-            || !cgroup || head < 0 || mid < 0 || tail < 0 || *p++ != '\n'
-            || (size_t)(p - buf) + head + mid + tail != len)
-        fallback();
-    /* the companion describes this very state.json (written just before it): a save
-     * interrupted between the two, or a delete under way, goes to Python */
-    struct stat st;
-    snprintf(path, sizeof path, "%s/state.json", dir);
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || (long long)st.st_ino != ino
-            || (long long)st.st_mtim.tv_sec != msec || st.st_mtim.tv_nsec != mnsec)
-        fallback();
-
-    /* Container._live_status */
-    const char *live = status;
-    if (!strcmp(status, "created") || !strcmp(status, "running")) {
-        snprintf(path, sizeof path, "%s/exec.fifo", dir);
-        if (pid == 0 || !init_alive(pid, start_time))
-            live = "stopped";
-        else if (*cgroup && frozen(cgroup))
-            live = "paused";
-        else if (stat(path, &st) < 0)   /* os.path.exists: any error is "absent" */
-            live = "running";
-    }
-    int with_pid = !strcmp(live, "created") || !strcmp(live, "running")
-        || !strcmp(live, "paused");
-    char num[32];
-    snprintf(num, sizeof num, "%lld", with_pid ? pid : 0);
-    signal(SIGPIPE, SIG_IGN);   /* a gone reader: exit 1 quietly, as Python does */
-    if (write_all(p, (size_t)head) || write_all(num, strlen(num))
-            || write_all(p + head, (size_t)mid) || write_all(live, strlen(live))
-            || write_all(p + head + mid, (size_t)tail))
-        return 1;
-    return 0;
+    return strcmp(argv[i], "state") ? do_start(dir) : do_state(dir);
 }

@@ -189,10 +189,11 @@ class StateDir:
 
 def fast_companion(state: State, written: os.stat_result) -> bytes:
     """``state.fast``: what the native front end (_native/launcher.c) needs to answer
-    ``state`` without Python. Plain "key value" lines (the state.json it goes with, by
-    inode and mtime, so a stale companion is never used; the fields the live status
-    needs), then ``containerkit state``'s document pre-rendered by the very code Python
-    prints it with, in three parts around the pid and the status."""
+    ``state`` and ``start`` without Python. Plain "key value" lines (the state.json it
+    goes with, by inode and mtime, so a stale companion is never used; the fields the live
+    status needs; the hooks recorded, which ``start`` leaves to Python), then ``containerkit
+    state``'s document pre-rendered by the very code Python prints it with, in three parts
+    around the pid and the status."""
     pid_mark, status_mark = "\x00P", "\x00S"
     doc = state.cli_document(status_mark)
     doc["pid"] = pid_mark
@@ -202,11 +203,12 @@ def fast_companion(state: State, written: os.stat_result) -> bytes:
     if not head.endswith('\n  "pid": ') or mid != ',\n  "status": "':
         return b""      # (a marker inside ociVersion): no companion, Python answers
     parts = [p.encode() for p in (head, mid, tail)]
-    return (f"ckfast 1\njson_ino {written.st_ino}\n"
+    return (f"ckfast 2\njson_ino {written.st_ino}\n"
             f"json_mtime_sec {written.st_mtime_ns // 10**9}\n"
             f"json_mtime_nsec {written.st_mtime_ns % 10**9}\n"
             f"pid {state.pid}\nstart_time {state.start_time}\nstatus {state.status}\n"
-            f"cgroup {state.cgroup}\nhead {len(parts[0])}\nmid {len(parts[1])}\n"
+            f"cgroup {state.cgroup}\nhooks {','.join(state.hooks)}\n"
+            f"head {len(parts[0])}\nmid {len(parts[1])}\n"
             f"tail {len(parts[2])}\n\n").encode() + b"".join(parts)
 
 

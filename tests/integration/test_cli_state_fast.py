@@ -181,3 +181,75 @@ def test_missing_root_is_python(ctx: Ctx) -> None:
         native = run([str(NATIVE), "--root", root, "state", "x1"], ctx.tmp)
         python = run([str(PYTHON), "--root", root, "state", "x1"], ctx.tmp)
         assert native == python and native[0] != 0 and b"Traceback" not in native[2]
+
+
+# -- start --------------------------------------------------------------------------------
+
+def _started(ctx: Ctx, cid: str) -> bool:
+    return _status(ctx.py("state", cid)[1]) == "running"
+
+
+def test_start_is_answered_in_c(ctx: Ctx, make_bundle, tmp_path: Path) -> None:
+    """A created container another process made: released without Python, and from
+    inside it is the very process that was waiting (it writes a file once running)."""
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    mark = "/dev/shm/started"
+    bundle = make_bundle(["sh", "-c", f"echo up > {mark}; {LOOP}"])
+    for argv in (["--root", ctx.root], [f"--root={ctx.root}", "--log-format", "json",
+                                         "--log", str(tmp_path / "log")]):
+        assert ctx.py("create", "-b", bundle, cid)[0] == 0
+        pid = int(__import__("json").loads(ctx.py("state", cid)[1])["pid"])
+        assert run([ctx.strict, *argv, "start", cid], ctx.tmp, env={}) == (0, b"", b"")
+        assert _started(ctx, cid)
+        assert not (Path(ctx.root) / cid / "exec.fifo").exists()
+        for _ in range(200):        # the init's write is asynchronous: poll
+            if os.path.exists(f"/proc/{pid}/root{mark}"):
+                break
+            subprocess.run(["sleep", "0.05"])
+        assert Path(f"/proc/{pid}/root{mark}").read_text() == "up\n"
+        assert ctx.py("delete", "--force", cid)[0] == 0
+
+
+@pytest.mark.parametrize("hook", ["poststart", "startContainer"])
+def test_start_with_hooks_is_python(ctx: Ctx, make_bundle, hook: str) -> None:
+    def edit(config: dict) -> None:
+        config["hooks"] = {hook: [{"path": "/bin/true"}]}
+
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("create", "-b", make_bundle(["sh", "-c", LOOP], edit), cid)[0] == 0
+    assert run([ctx.strict, "--root", ctx.root, "start", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    assert not _started(ctx, cid)
+    assert run([str(NATIVE), "--root", ctx.root, "start", cid], ctx.tmp) == (0, b"", b"")
+    assert _started(ctx, cid)
+
+
+def test_start_refusals_are_pythons(ctx: Ctx, make_bundle) -> None:
+    """Running, paused, stopped, unknown, stale companion: Python's messages, and the
+    strict build shows none of them was decided in C."""
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("create", "-b", make_bundle(["sh", "-c", LOOP]), cid)[0] == 0
+    statedir = Path(ctx.root) / cid
+    data = (statedir / "state.json").read_bytes()       # stale: another inode
+    (statedir / "state.json.new").write_bytes(data)
+    os.rename(statedir / "state.json.new", statedir / "state.json")
+    assert run([ctx.strict, "--root", ctx.root, "start", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    assert ctx.py("start", cid)[0] == 0
+    assert ctx.py("pause", cid)[0] == 0
+    for then in ("resume", None):       # paused, then running
+        assert run([ctx.strict, "--root", ctx.root, "start", cid], ctx.tmp)[0] \
+            == FALLBACK_STATUS
+        code, _, err = ctx.same("start", cid)
+        assert code != 0 and b"cannot start" in err, err
+        if then:
+            assert ctx.py(then, cid)[0] == 0
+    assert ctx.py("kill", cid, "KILL")[0] == 0
+    for _ in range(200):
+        if _status(ctx.py("state", cid)[1]) == "stopped":
+            break
+        subprocess.run(["sleep", "0.05"])
+    assert run([ctx.strict, "--root", ctx.root, "start", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    code, _, err = ctx.same("start", cid)
+    assert code != 0 and b"stopped" in err, err
+    for args in (["start", "nosuch"], ["--debug", "start", "nosuch"], ["start"]):
+        assert run([ctx.strict, "--root", ctx.root, *args], ctx.tmp)[0] == FALLBACK_STATUS
+        assert ctx.same(*args)[0] != 0
