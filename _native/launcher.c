@@ -1,8 +1,8 @@
-/* containerkit's native front end: `state` and `start` in C, everything else in Python.
+/* containerkit's native front end: `state`, `start` and `delete` in C, the rest in Python.
  *
- * podman and the containerd shim poll `state` often, and call `start` once per container;
- * CPython's start alone costs more than runc's whole `state`. This program answers the
- * happy paths of both from <root>/<id>/state.fast, the plain-text companion
+ * podman and the containerd shim poll `state` often, and call `start` and `delete` once
+ * per container; CPython's start alone costs more than runc's whole `state`. This program
+ * answers the happy paths of the three from <root>/<id>/state.fast, the plain-text companion
  * containerkit/state.py writes beside state.json at every save (the pre-rendered document
  * split around pid and status, plus what the live status needs and the hooks recorded).
  * ANY other argv, and any error or unexpected condition, execv()s the Python launcher
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -188,7 +189,7 @@ static int write_all(const char *p, size_t n)
 struct fast {
     char *buf, *body;       /* the file; the pre-rendered document after the fields */
     long long pid, start_time, head, mid, tail;
-    char *status, *cgroup, *hooks;
+    char *status, *cgroup, *hooks, *graph;
 };
 
 static int load_fast(const char *dir, struct fast *f)
@@ -213,13 +214,14 @@ static int load_fast(const char *dir, struct fast *f)
     f->status = field(&p, "status");
     f->cgroup = field(&p, "cgroup");
     f->hooks = field(&p, "hooks");
+    f->graph = field(&p, "graph");
     f->head = number(field(&p, "head"));
     f->mid = number(field(&p, "mid"));
     f->tail = number(field(&p, "tail"));
     if (ino < 0 || msec < 0 || mnsec < 0 || f->pid < 0 || f->start_time < 0 || !f->status
             || !*f->status
             || strspn(f->status, "abcdefghijklmnopqrstuvwxyz") != strlen(f->status)
-            || !f->cgroup || !f->hooks || f->head < 0 || f->mid < 0 || f->tail < 0
+            || !f->cgroup || !f->hooks || !f->graph || f->head < 0 || f->mid < 0 || f->tail < 0
             || *p++ != '\n' || (size_t)(p - buf) + f->head + f->mid + f->tail != len) {
         free(buf);
         return -1;
@@ -323,6 +325,71 @@ static int do_start(const char *dir)
     return 0;
 }
 
+/* Container.delete of a stopped container that needs nothing of Python's: no poststop
+ * hook, the bind graph driver (nothing mounted), no linux.netDevices to move back, an
+ * empty cgroup. Under the state lock: the cgroup goes (and containerkit/ when it was
+ * the last), then the state directory. Anything else falls back before a change. */
+static int do_delete(const char *dir)
+{
+    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (lock < 0 || flock(lock, LOCK_EX) < 0 || fstat(lock, &st) < 0 || st.st_nlink == 0)
+        fallback();
+    struct fast f;
+    if (load_fast(dir, &f) < 0 || strcmp(live_status(dir, &f), "stopped")
+            || has_item(f.hooks, "poststop") || (*f.graph && strcmp(f.graph, "bind")))
+        fallback();
+    /* only plain files (state, config, fifo, the cgroup link): no netdevices.json */
+    /* (a duplicate that closes at the exec too: one left open would hold the lock
+     * against the Python launcher we fall back to) */
+    int dfd = fcntl(lock, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d)
+        fallback();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (!strcmp(e->d_name, "netdevices.json") || (e->d_type != DT_REG
+                && e->d_type != DT_LNK && e->d_type != DT_FIFO))
+            fallback();
+    }
+    char path[8300];
+    if (*f.cgroup) {
+        char c[256];
+        snprintf(path, sizeof path, "%s/cgroup.events", f.cgroup);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, c, sizeof c - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (n >= 0) {
+            c[n] = '\0';
+            if (!strstr(c, "populated 0\n") || rmdir(f.cgroup) < 0)
+                fallback();     /* something runs there still: Python kills and waits */
+            char *slash = strrchr(f.cgroup, '/');
+            if (slash && slash - f.cgroup >= 13 && !strncmp(slash - 13, "/containerkit", 13)) {
+                *slash = '\0';
+                rmdir(f.cgroup);    /* another container may still live there */
+            }
+        } else if (errno != ENOENT) {
+            fallback();
+        }
+    }
+    rewinddir(d);
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")
+                && unlinkat(lock, e->d_name, 0) < 0 && errno != ENOENT) {
+            fprintf(stderr, "containerkit: %s/%s: %s\n", dir, e->d_name, strerror(errno));
+            return 1;
+        }
+    }
+    if (rmdir(dir) < 0 && errno != ENOENT) {
+        fprintf(stderr, "containerkit: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     g_argv = argv;
@@ -349,13 +416,19 @@ int main(int argc, char **argv)
         else if (strcmp(value, "text") && strcmp(value, "json"))
             fallback();
     }
-    if (argc - i != 2 || (strcmp(argv[i], "state") && strcmp(argv[i], "start")) || !*root
-            || !valid_id(argv[i + 1]))
+    /* `state ID`, `start ID`, `delete [--force|-f] ID` */
+    const char *verb = i < argc ? argv[i] : "";
+    if (!strcmp(verb, "delete") && argc - i == 3
+            && (!strcmp(argv[i + 1], "--force") || !strcmp(argv[i + 1], "-f")))
+        i++;
+    if (argc - i != 2 || (strcmp(verb, "state") && strcmp(verb, "start")
+            && strcmp(verb, "delete")) || !*root || !valid_id(argv[i + 1]))
         fallback();
     if (log && open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) < 0)
         fallback();     /* (the fd stays open until exit, as Python's does) */
     char dir[8192];
     if (snprintf(dir, sizeof dir, "%s/%s", root, argv[i + 1]) >= (int)sizeof dir)
         fallback();
-    return strcmp(argv[i], "state") ? do_start(dir) : do_state(dir);
+    return !strcmp(verb, "state") ? do_state(dir) : !strcmp(verb, "start") ? do_start(dir)
+        : do_delete(dir);
 }

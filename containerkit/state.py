@@ -189,11 +189,11 @@ class StateDir:
 
 def fast_companion(state: State, written: os.stat_result) -> bytes:
     """``state.fast``: what the native front end (_native/launcher.c) needs to answer
-    ``state`` and ``start`` without Python. Plain "key value" lines (the state.json it
-    goes with, by inode and mtime, so a stale companion is never used; the fields the live
-    status needs; the hooks recorded, which ``start`` leaves to Python), then ``containerkit
-    state``'s document pre-rendered by the very code Python prints it with, in three parts
-    around the pid and the status."""
+    ``state``, ``start`` and ``delete`` without Python. Plain "key value" lines (the
+    state.json it goes with, by inode and mtime, so a stale companion is never used; the
+    fields the live status needs; the hooks and graph driver recorded, whose work ``start``
+    and ``delete`` leave to Python), then ``containerkit state``'s document pre-rendered by
+    the very code Python prints it with, in three parts around the pid and the status."""
     pid_mark, status_mark = "\x00P", "\x00S"
     doc = state.cli_document(status_mark)
     doc["pid"] = pid_mark
@@ -208,6 +208,7 @@ def fast_companion(state: State, written: os.stat_result) -> bytes:
             f"json_mtime_nsec {written.st_mtime_ns % 10**9}\n"
             f"pid {state.pid}\nstart_time {state.start_time}\nstatus {state.status}\n"
             f"cgroup {state.cgroup}\nhooks {','.join(state.hooks)}\n"
+            f"graph {state.graph.get('type', '')}\n"
             f"head {len(parts[0])}\nmid {len(parts[1])}\n"
             f"tail {len(parts[2])}\n\n").encode() + b"".join(parts)
 

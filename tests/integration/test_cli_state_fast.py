@@ -253,3 +253,99 @@ def test_start_refusals_are_pythons(ctx: Ctx, make_bundle) -> None:
     for args in (["start", "nosuch"], ["--debug", "start", "nosuch"], ["start"]):
         assert run([ctx.strict, "--root", ctx.root, *args], ctx.tmp)[0] == FALLBACK_STATUS
         assert ctx.same(*args)[0] != 0
+
+
+# -- delete -------------------------------------------------------------------------------
+
+def _stopped(ctx: Ctx, cid: str) -> None:
+    for _ in range(200):        # the init's end is asynchronous: poll, no timed assertion
+        if _status(ctx.py("state", cid)[1]) == "stopped":
+            return
+        subprocess.run(["sleep", "0.05"])
+    raise AssertionError(f"{cid} did not stop")
+
+
+def _cgroup_of(ctx: Ctx, cid: str) -> str:
+    import json
+
+    return json.loads((Path(ctx.root) / cid / "state.json").read_text())["cgroup"]
+
+
+@pytest.mark.parametrize("flags", [[], ["--force"], ["-f"]])
+def test_delete_of_a_stopped_container_is_answered_in_c(ctx: Ctx, make_bundle,
+                                                          flags: list[str]) -> None:
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("run", "-d", "-b", make_bundle(["true"]), cid)[0] == 0
+    _stopped(ctx, cid)
+    cgroup = _cgroup_of(ctx, cid)
+    assert os.path.isdir(cgroup)
+    assert run([ctx.strict, "--root", ctx.root, "delete", *flags, cid], ctx.tmp, env={}) \
+        == (0, b"", b"")
+    assert not (Path(ctx.root) / cid).exists() and not os.path.exists(cgroup)
+    ctx.same("state", cid)                    # "container does not exist", from Python
+
+
+def test_delete_of_a_created_container_whose_init_died_is_answered_in_c(
+        ctx: Ctx, make_bundle) -> None:
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("create", "-b", make_bundle(["true"]), cid)[0] == 0
+    assert ctx.py("kill", cid, "KILL")[0] == 0
+    _stopped(ctx, cid)
+    assert run([ctx.strict, "--root", ctx.root, "delete", cid], ctx.tmp) == (0, b"", b"")
+    assert not (Path(ctx.root) / cid).exists()
+
+
+def test_delete_with_work_for_python_falls_back(ctx: Ctx, make_bundle, tmp_path: Path) -> None:
+    """A poststop hook, a running container, a process left in the cgroup, files that are
+    not the plain state: the strict build defers each, and the real one deletes all."""
+    mark = tmp_path / "poststop-ran"
+
+    def poststop(config: dict) -> None:
+        config["hooks"] = {"poststop": [{"path": "/bin/sh",
+                                         "args": ["sh", "-c", f"echo ran > {mark}"]}]}
+
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("run", "-d", "-b", make_bundle(["true"], poststop), cid)[0] == 0
+    _stopped(ctx, cid)
+    assert run([ctx.strict, "--root", ctx.root, "delete", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    assert run([str(NATIVE), "--root", ctx.root, "delete", cid], ctx.tmp)[0] == 0
+    assert mark.read_text() == "ran\n"
+
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("run", "-d", "-b", make_bundle(["sh", "-c", LOOP]), cid)[0] == 0
+    assert run([ctx.strict, "--root", ctx.root, "delete", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    code, _, err = ctx.same("delete", cid)
+    assert code != 0 and b"running" in err, err
+    assert run([ctx.strict, "--root", ctx.root, "delete", "-f", cid], ctx.tmp)[0] \
+        == FALLBACK_STATUS
+    assert run([str(NATIVE), "--root", ctx.root, "delete", "-f", cid], ctx.tmp)[0] == 0
+
+    # stopped, but a process of ours sits in its cgroup: Python kills it and waits
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("run", "-d", "-b", make_bundle(["true"]), cid)[0] == 0
+    _stopped(ctx, cid)
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        Path(_cgroup_of(ctx, cid), "cgroup.procs").write_text(str(sleeper.pid))
+        assert run([ctx.strict, "--root", ctx.root, "delete", cid], ctx.tmp)[0] \
+            == FALLBACK_STATUS
+        assert run([str(NATIVE), "--root", ctx.root, "delete", cid], ctx.tmp)[0] == 0
+        assert sleeper.wait(timeout=60) == -9
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+
+    # an entry that is not a plain state file (a directory)
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("run", "-d", "-b", make_bundle(["true"]), cid)[0] == 0
+    _stopped(ctx, cid)
+    (Path(ctx.root) / cid / "extra").mkdir()
+    assert run([ctx.strict, "--root", ctx.root, "delete", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    (Path(ctx.root) / cid / "extra").rmdir()
+    assert run([ctx.strict, "--root", ctx.root, "delete", cid], ctx.tmp)[0] == 0
+
+    for args in (["delete", "nosuch"], ["delete", "--force", "nosuch"], ["delete", "-x", "a"],
+                 ["delete", "--force=true", "a"], ["delete"], ["--debug", "delete", "nosuch"]):
+        assert run([ctx.strict, "--root", ctx.root, *args], ctx.tmp)[0] == FALLBACK_STATUS
+        ctx.same(*args)
