@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
 #endif
 
 #define MAX_FAST (1 << 20)
@@ -116,8 +120,9 @@ static long long number(const char *s)
 
 /* Process.attach + alive() of containerkit/process.py: a pidfd opens, field 22 of
  * /proc/<pid>/stat is the recorded start time, the state is not Z/X/gone, and the
- * pidfd is not readable (not exited). */
-static int init_alive(long long pid, long long start_time)
+ * pidfd is not readable (not exited). With `keep`, an alive init's pidfd is left in
+ * *keep (the process it checked, whatever happens to the pid afterwards). */
+static int init_alive_fd(long long pid, long long start_time, int *keep)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
     if (pidfd < 0)
@@ -154,8 +159,16 @@ static int init_alive(long long pid, long long start_time)
         }
     }
 out:
-    close(pidfd);
+    if (alive && keep)
+        *keep = pidfd;
+    else
+        close(pidfd);
     return alive;
+}
+
+static int init_alive(long long pid, long long start_time)
+{
+    return init_alive_fd(pid, start_time, NULL);
 }
 
 static int frozen(const char *cgroup)
@@ -325,20 +338,57 @@ static int do_start(const char *dir)
     return 0;
 }
 
-/* Container.delete of a stopped container that needs nothing of Python's: no poststop
- * hook, the bind graph driver (nothing mounted), no linux.netDevices to move back, an
- * empty cgroup. Under the state lock: the cgroup goes (and containerkit/ when it was
- * the last), then the state directory. Anything else falls back before a change. */
-static int do_delete(const char *dir)
+/* cgroup.events says "populated 0" within 10 s (Cgroup._wait_empty): 1, else 0. */
+static int wait_empty(const char *cgroup)
+{
+    char path[4200], c[256];
+    snprintf(path, sizeof path, "%s/cgroup.events", cgroup);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct timeval start, now;
+    gettimeofday(&start, NULL);
+    for (;;) {
+        ssize_t n = pread(fd, c, sizeof c - 1, 0);
+        if (n < 0)
+            break;
+        c[n] = '\0';
+        if (strstr(c, "populated 0\n")) {
+            close(fd);
+            return 1;
+        }
+        gettimeofday(&now, NULL);
+        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+        if (ms >= 10000)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLPRI};
+        poll(&pfd, 1, (int)(10000 - ms));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Container.delete of a container that needs nothing of Python's: stopped (or, with
+ * --force, created or running: its init is killed, then all of its cgroup through
+ * cgroup.kill, and the cgroup waited empty), no poststop hook, the bind graph driver
+ * (nothing mounted), no linux.netDevices to move back. Under the state lock: the cgroup
+ * goes (and containerkit/ when it was the last), then the state directory. A refusal
+ * falls back before any change; after a kill, Python's delete --force finishes. */
+static int do_delete(const char *dir, int force)
 {
     int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct stat st;
     if (lock < 0 || flock(lock, LOCK_EX) < 0 || fstat(lock, &st) < 0 || st.st_nlink == 0)
         fallback();
     struct fast f;
-    if (load_fast(dir, &f) < 0 || strcmp(live_status(dir, &f), "stopped")
-            || has_item(f.hooks, "poststop") || (*f.graph && strcmp(f.graph, "bind")))
+    if (load_fast(dir, &f) < 0 || has_item(f.hooks, "poststop")
+            || (*f.graph && strcmp(f.graph, "bind")))
         fallback();
+    const char *live = live_status(dir, &f);
+    int kill_first = strcmp(live, "stopped") != 0;
+    if (kill_first && !(force && *f.cgroup && (!strcmp(live, "running")
+                                               || !strcmp(live, "created"))))
+        fallback();     /* paused, creating, not forced, no cgroup: Python's */
     /* only plain files (state, config, fifo, the cgroup link): no netdevices.json */
     /* (a duplicate that closes at the exec too: one left open would hold the lock
      * against the Python launcher we fall back to) */
@@ -355,6 +405,20 @@ static int do_delete(const char *dir)
             fallback();
     }
     char path[8300];
+    if (kill_first) {
+        int pidfd = -1;
+        if (init_alive_fd(f.pid, f.start_time, &pidfd)) {
+            long r = syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+            close(pidfd);
+            if (r < 0 && errno != ESRCH)
+                fallback();
+        }
+        snprintf(path, sizeof path, "%s/cgroup.kill", f.cgroup);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "1", 1) != 1 || !wait_empty(f.cgroup))
+            fallback();     /* (no cgroup.kill before Linux 5.14: Python signals each) */
+        close(fd);
+    }
     if (*f.cgroup) {
         char c[256];
         snprintf(path, sizeof path, "%s/cgroup.events", f.cgroup);
@@ -418,9 +482,12 @@ int main(int argc, char **argv)
     }
     /* `state ID`, `start ID`, `delete [--force|-f] ID` */
     const char *verb = i < argc ? argv[i] : "";
+    int force = 0;
     if (!strcmp(verb, "delete") && argc - i == 3
-            && (!strcmp(argv[i + 1], "--force") || !strcmp(argv[i + 1], "-f")))
+            && (!strcmp(argv[i + 1], "--force") || !strcmp(argv[i + 1], "-f"))) {
+        force = 1;
         i++;
+    }
     if (argc - i != 2 || (strcmp(verb, "state") && strcmp(verb, "start")
             && strcmp(verb, "delete")) || !*root || !valid_id(argv[i + 1]))
         fallback();
@@ -430,5 +497,5 @@ int main(int argc, char **argv)
     if (snprintf(dir, sizeof dir, "%s/%s", root, argv[i + 1]) >= (int)sizeof dir)
         fallback();
     return !strcmp(verb, "state") ? do_state(dir) : !strcmp(verb, "start") ? do_start(dir)
-        : do_delete(dir);
+        : do_delete(dir, force);
 }

@@ -316,6 +316,7 @@ def test_delete_with_work_for_python_falls_back(ctx: Ctx, make_bundle, tmp_path:
     assert run([ctx.strict, "--root", ctx.root, "delete", cid], ctx.tmp)[0] == FALLBACK_STATUS
     code, _, err = ctx.same("delete", cid)
     assert code != 0 and b"running" in err, err
+    assert ctx.py("pause", cid)[0] == 0       # paused: Python thaws what it kills
     assert run([ctx.strict, "--root", ctx.root, "delete", "-f", cid], ctx.tmp)[0] \
         == FALLBACK_STATUS
     assert run([str(NATIVE), "--root", ctx.root, "delete", "-f", cid], ctx.tmp)[0] == 0
@@ -349,3 +350,30 @@ def test_delete_with_work_for_python_falls_back(ctx: Ctx, make_bundle, tmp_path:
                  ["delete", "--force=true", "a"], ["delete"], ["--debug", "delete", "nosuch"]):
         assert run([ctx.strict, "--root", ctx.root, *args], ctx.tmp)[0] == FALLBACK_STATUS
         ctx.same(*args)
+
+
+@pytest.mark.parametrize("start", [False, True])
+def test_forced_delete_kills_in_c(ctx: Ctx, make_bundle, start: bool) -> None:
+    """delete --force of a created or running container: the init and everything else in
+    its cgroup (an exec'd process here) killed, waited for, and all removed, in C."""
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("create", "-b", make_bundle(["sh", "-c", LOOP]), cid)[0] == 0
+    if start:
+        assert ctx.py("start", cid)[0] == 0
+        assert ctx.py("exec", "-d", cid, "sleep", "600")[0] == 0
+    import json
+
+    pid = json.loads(ctx.py("state", cid)[1])["pid"]
+    cgroup = _cgroup_of(ctx, cid)
+    pidfd = os.pidfd_open(pid)
+    try:
+        assert run([ctx.strict, "--root", ctx.root, "delete", "--force", cid], ctx.tmp,
+                   env={}) == (0, b"", b"")
+        import select
+
+        # the init exits (a pid namespace's init finishes once its namespace is empty,
+        # a little after the cgroup is: a deadline, not a timed assertion)
+        assert select.select([pidfd], [], [], 60)[0]
+    finally:
+        os.close(pidfd)
+    assert not (Path(ctx.root) / cid).exists() and not os.path.exists(cgroup)
