@@ -338,7 +338,9 @@ static int do_start(const char *dir)
     return 0;
 }
 
-/* cgroup.events says "populated 0" within 10 s (Cgroup._wait_empty): 1, else 0. */
+/* cgroup.events says "populated 0" within 10 s (Cgroup._wait_empty: read again after
+ * 1, 2, 4... ms too, the kernel delaying a notification that follows another within
+ * 10 ms): 1, else 0. */
 static int wait_empty(const char *cgroup)
 {
     char path[4200], c[256];
@@ -348,7 +350,7 @@ static int wait_empty(const char *cgroup)
         return 0;
     struct timeval start, now;
     gettimeofday(&start, NULL);
-    for (;;) {
+    for (long pause = 1;; pause = pause < 100 ? pause * 2 : 100) {
         ssize_t n = pread(fd, c, sizeof c - 1, 0);
         if (n < 0)
             break;
@@ -362,7 +364,7 @@ static int wait_empty(const char *cgroup)
         if (ms >= 10000)
             break;
         struct pollfd pfd = {.fd = fd, .events = POLLPRI};
-        poll(&pfd, 1, (int)(10000 - ms));
+        poll(&pfd, 1, (int)(10000 - ms < pause ? 10000 - ms : pause));
     }
     close(fd);
     return 0;

@@ -198,8 +198,12 @@ class Cgroup:
                 pass                     # another container still lives there
 
     def _wait_empty(self, timeout: float) -> None:
+        """Until cgroup.events says "populated 0". The kernel delays a notification that
+        comes within 10 ms of the one before (CGROUP_FILE_NOTIFY_MIN_INTV), e.g. a kill
+        soon after the start: the file is read again after 1, 2, 4... ms meanwhile."""
         events = os.path.join(self.path, "cgroup.events")
         deadline = time.monotonic() + timeout
+        pause = 0.001
         with open(events, "rb") as f:
             poller = select.poll()
             poller.register(f.fileno(), select.POLLPRI | select.POLLERR)
@@ -210,7 +214,8 @@ class Cgroup:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"{self.path}: processes still present after {timeout}s")
-                poller.poll(min(left, 0.1) * 1000)
+                poller.poll(min(left, pause) * 1000)
+                pause = min(pause * 2, 0.1)
 
     # -- linux.resources (see resources.py) ------------------------------------------------
 
