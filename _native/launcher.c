@@ -1,8 +1,9 @@
-/* containerkit's native front end: `state`, `start` and `delete` in C, the rest in Python.
+/* containerkit's native front end: `state`, `start`, `kill` and `delete` in C, the rest
+ * in Python.
  *
- * podman and the containerd shim poll `state` often, and call `start` and `delete` once
- * per container; CPython's start alone costs more than runc's whole `state`. This program
- * answers the happy paths of the three from <root>/<id>/state.fast, the plain-text companion
+ * podman and the containerd shim poll `state` often, and call `start`, `kill` and
+ * `delete` for every container; CPython's start alone costs more than runc's whole
+ * `state`. This program answers the happy paths of the four from <root>/<id>/state.fast, the plain-text companion
  * containerkit/state.py writes beside state.json at every save (the pre-rendered document
  * split around pid and status, plus what the live status needs and the hooks recorded).
  * ANY other argv, and any error or unexpected condition, execv()s the Python launcher
@@ -456,6 +457,57 @@ static int do_delete(const char *dir, int force)
     return 0;
 }
 
+/* parse_signal of containerkit/cli/lifecycle.py for the plain forms: 1..64, or a name of
+ * this table with or without SIG, any case. Anything else (0, RTMIN+n, spaces...): -1,
+ * for Python to parse or refuse. tests/unit checks the table against Python's signal. */
+static const struct { const char *name; int number; } SIGNALS[] = {
+    {"HUP", 1}, {"INT", 2}, {"QUIT", 3}, {"ILL", 4}, {"TRAP", 5}, {"ABRT", 6}, {"BUS", 7},
+    {"FPE", 8}, {"KILL", 9}, {"USR1", 10}, {"SEGV", 11}, {"USR2", 12}, {"PIPE", 13},
+    {"ALRM", 14}, {"TERM", 15}, {"CHLD", 17}, {"CONT", 18}, {"STOP", 19}, {"TSTP", 20},
+    {"TTIN", 21}, {"TTOU", 22}, {"URG", 23}, {"XCPU", 24}, {"XFSZ", 25}, {"VTALRM", 26},
+    {"PROF", 27}, {"WINCH", 28}, {"IO", 29}, {"PWR", 30}, {"SYS", 31},
+};
+
+static int parse_signal(const char *text)
+{
+    if (text[0] >= '1' && text[0] <= '9') {
+        int n = 0;
+        for (const char *p = text; *p; p++) {
+            if (*p < '0' || *p > '9' || p - text >= 2)
+                return -1;
+            n = n * 10 + (*p - '0');
+        }
+        return n <= 64 ? n : -1;
+    }
+    char up[16];
+    size_t n = strlen(text);
+    if (n >= sizeof up)
+        return -1;
+    for (size_t i = 0; i <= n; i++)
+        up[i] = (text[i] >= 'a' && text[i] <= 'z') ? (char)(text[i] - 32) : text[i];
+    const char *name = strncmp(up, "SIG", 3) ? up : up + 3;
+    for (size_t i = 0; i < sizeof SIGNALS / sizeof SIGNALS[0]; i++)
+        if (!strcmp(name, SIGNALS[i].name))
+            return SIGNALS[i].number;
+    return -1;
+}
+
+/* Container.signal without --all: the init of a created, running or paused container,
+ * by a pidfd checked against its start time. Not running: Python's message. */
+static int do_kill(const char *dir, int sig)
+{
+    struct fast f;
+    int pidfd = -1;
+    if (load_fast(dir, &f) < 0)
+        fallback();
+    const char *live = live_status(dir, &f);
+    if ((strcmp(live, "created") && strcmp(live, "running") && strcmp(live, "paused"))
+            || !init_alive_fd(f.pid, f.start_time, &pidfd)
+            || syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+        fallback();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     g_argv = argv;
@@ -482,22 +534,30 @@ int main(int argc, char **argv)
         else if (strcmp(value, "text") && strcmp(value, "json"))
             fallback();
     }
-    /* `state ID`, `start ID`, `delete [--force|-f] ID` */
+    /* `state ID`, `start ID`, `delete [--force|-f] ID`, `kill ID [SIGNAL]` */
     const char *verb = i < argc ? argv[i] : "";
-    int force = 0;
+    int force = 0, sig = 15;
     if (!strcmp(verb, "delete") && argc - i == 3
             && (!strcmp(argv[i + 1], "--force") || !strcmp(argv[i + 1], "-f"))) {
         force = 1;
         i++;
     }
+    if (!strcmp(verb, "kill") && argc - i == 3) {
+        if (argv[i + 1][0] == '-' || (sig = parse_signal(argv[i + 2])) < 0)
+            fallback();
+        argc--;
+    }
     if (argc - i != 2 || (strcmp(verb, "state") && strcmp(verb, "start")
-            && strcmp(verb, "delete")) || !*root || !valid_id(argv[i + 1]))
+            && strcmp(verb, "delete") && strcmp(verb, "kill")) || !*root
+            || !valid_id(argv[i + 1]))
         fallback();
     if (log && open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) < 0)
         fallback();     /* (the fd stays open until exit, as Python's does) */
     char dir[8192];
     if (snprintf(dir, sizeof dir, "%s/%s", root, argv[i + 1]) >= (int)sizeof dir)
         fallback();
+    if (!strcmp(verb, "kill"))
+        return do_kill(dir, sig);
     return !strcmp(verb, "state") ? do_state(dir) : !strcmp(verb, "start") ? do_start(dir)
         : do_delete(dir, force);
 }

@@ -377,3 +377,49 @@ def test_forced_delete_kills_in_c(ctx: Ctx, make_bundle, start: bool) -> None:
     finally:
         os.close(pidfd)
     assert not (Path(ctx.root) / cid).exists() and not os.path.exists(cgroup)
+
+
+# -- kill ---------------------------------------------------------------------------------
+
+def test_kill_is_answered_in_c(ctx: Ctx, make_bundle) -> None:
+    """The init gets the signal (it reports each one it traps), created or running."""
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    script = ("trap 'echo USR1 >> /dev/shm/got' USR1; trap 'echo HUP >> /dev/shm/got' HUP; "
+              "trap 'echo TERM >> /dev/shm/got; exit 3' TERM; "
+              "while :; do sleep 0.05; done")
+    assert ctx.py("create", "-b", make_bundle(["sh", "-c", script]), cid)[0] == 0
+    import json
+
+    pid = json.loads(ctx.py("state", cid)[1])["pid"]
+    assert run([ctx.strict, "--root", ctx.root, "kill", cid, "CONT"], ctx.tmp) == (0, b"", b"")
+    assert ctx.py("start", cid)[0] == 0
+    got = Path(f"/proc/{pid}/root/dev/shm/got")
+    for sig, seen in (("usr1", "USR1\n"), ("SIGHUP", "USR1\nHUP\n"), ("10", "USR1\nHUP\nUSR1\n")):
+        assert run([ctx.strict, "--root", ctx.root, "kill", cid, sig], ctx.tmp, env={}) \
+            == (0, b"", b"")
+        for _ in range(200):       # the trap runs after the current sleep: poll
+            if got.exists() and got.read_text() == seen:
+                break
+            subprocess.run(["sleep", "0.05"])
+        assert got.read_text() == seen
+    assert run([ctx.strict, "--root", ctx.root, "kill", cid], ctx.tmp) == (0, b"", b"")
+    _stopped(ctx, cid)
+    # stopped: Python's "container not running", from the real front end too
+    assert run([ctx.strict, "--root", ctx.root, "kill", cid, "KILL"], ctx.tmp)[0] \
+        == FALLBACK_STATUS
+    code, _, err = ctx.same("kill", cid, "KILL")
+    assert code != 0 and b"container not running" in err, err
+
+
+@pytest.mark.parametrize("args", [
+    ["kill", "--all", "ID", "KILL"], ["kill", "-a", "ID"], ["kill", "ID", "RTMIN+1"],
+    ["kill", "ID", "0"], ["kill", "ID", " KILL"], ["kill", "ID", "NOSUCH"], ["kill", "ID", "65"],
+    ["kill", "ID", "09"], ["kill", "ID", "KILL", "extra"], ["kill", "nosuch", "KILL"],
+])
+def test_other_kills_are_python(ctx: Ctx, make_bundle, args: list[str]) -> None:
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("run", "-d", "-b", make_bundle(["sh", "-c", LOOP]), cid)[0] == 0
+    args = [cid if a == "ID" else a for a in args]
+    assert run([ctx.strict, "--root", ctx.root, *args], ctx.tmp)[0] == FALLBACK_STATUS
+    native = run([str(NATIVE), "--root", ctx.root, *args], ctx.tmp)
+    assert b"Traceback" not in native[2]
