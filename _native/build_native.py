@@ -306,6 +306,8 @@ struct ck_child {
     char why[256];              /* the kernel's reason for a failed op, if it gave one */
     int pty_master;             /* CK_OP_PTY's fds, for the console ops (-1: none) */
     int pty_peer;
+    int devnull;                /* the root's /dev/null (O_PATH, checked) once a masked
+                                 * file needed it, for the next ones (-1: not yet) */
 };
 
 /* A failed hook: not an errno; the ERROR message's detail is the whole message. */
@@ -1561,6 +1563,9 @@ static int ck_mask_at(struct ck_child *child, const char *path)
             ck_close(tree);
             tree = rc;
         }
+    } else if (child->devnull >= 0) {
+        tree = (int)ck_sys(SYS_open_tree, child->devnull, "",
+                           CK_OPEN_TREE_CLONE | O_CLOEXEC | CK_AT_EMPTY_PATH, 0, 0);
     } else {
         null = ck_resolve(child->rootfd, "/dev/null", CK_MK_NONE);
         if (null >= 0 && (rc = ck_fstatat(null, "", &st, AT_EMPTY_PATH)) < 0) {
@@ -1583,7 +1588,7 @@ static int ck_mask_at(struct ck_child *child, const char *path)
                                              CK_OPEN_TREE_CLONE | O_CLOEXEC | CK_AT_EMPTY_PATH,
                                              0, 0);
         if (null >= 0)
-            ck_close(null);
+            child->devnull = null;      /* (O_CLOEXEC: gone at the execve) */
     }
     rc = tree < 0 ? tree : ck_move_mount(tree, fd);
     if (tree >= 0)
@@ -1634,6 +1639,10 @@ static int ck_open_root(struct ck_child *child, const char *path)
     if (child->rootfd >= 0)
         ck_close(child->rootfd);
     child->rootfd = fd;
+    if (child->devnull >= 0) {          /* another root, another /dev/null */
+        ck_close(child->devnull);
+        child->devnull = -1;
+    }
     return 0;
 }
 
@@ -1996,7 +2005,7 @@ ck_child_main(const struct ck_op *ops, int nops, int sync_fd)
 
     memset(&child, 0, sizeof(child));
     child.rootfd = -1;
-    child.pty_master = child.pty_peer = -1;
+    child.pty_master = child.pty_peer = child.devnull = -1;
     for (k = 0; k < nops; k++)
         if ((rc = ck_run_op(&ops[k], &child)) < 0) {
             int extra = ops[k].code == CK_OP_HOOK ? (int)ops[k].i[2] : -1;

@@ -840,3 +840,26 @@ def test_hook_path_must_exist(make_bundle: Callable[..., str], state_root: str) 
     with pytest.raises(SpecError, match=r"hooks.poststop\[0\].path: /no/such/hook: not an"):
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
+
+
+def test_every_masked_file_is_the_null_device(make_bundle: Callable[..., str],
+                                              state_root: str) -> None:
+    """Each masked file (the default list's that exist here) is a bind of /dev/null and
+    each masked directory an empty read-only tmpfs, from inside: the first file and the
+    ones after it (which reuse the /dev/null the init resolved once) alike."""
+    from containerkit import spec as oci
+
+    masked = oci.default_spec().linux.masked_paths  # type: ignore[union-attr]
+    files = [p for p in masked if os.path.isfile(p)]
+    dirs = [p for p in masked if os.path.isdir(p)]
+    assert len(files) >= 2, masked
+    bundle = make_bundle(sh(f"""
+        for f in {' '.join(files)}; do echo "$f $(stat -c '%t:%T' $f)"; done
+        for d in {' '.join(dirs)}; do echo "$d $(ls -A $d | wc -l)"; touch $d/x 2>&1; done; true
+        """))
+    status, out = run(bundle, state_root)
+    assert status == 0, out
+    for f in files:
+        assert f"{f} 1:3\n" in out, (f, out)
+    for d in dirs:
+        assert f"{d} 0\n" in out and "Read-only file system" in out, (d, out)
