@@ -18,6 +18,7 @@ import sys
 
 from .. import __version__
 from ..errors import ContainerkitError, ContainerNotFound
+from ..state import DEFAULT_ROOT
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 PROG = "containerkit"
-DEFAULT_ROOT = "/run/containerkit"
 
 # verb -> (module under containerkit.cli, one-line description); the module has
 # ``add_<verb>(parser)`` and ``do_<verb>(args, ctx) -> int``.
