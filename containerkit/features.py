@@ -49,30 +49,15 @@ def namespaces() -> list[str]:
     return sorted(NAMESPACE_FLAGS)
 
 
-# every mount option runc knows (its mountPropagationMapping, flag and attribute
-# tables, extensions): the candidates; the list is those mountopts.parse takes
-MOUNT_OPTION_CANDIDATES = (
-    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion",
-    "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion",
-    "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow",
-    "private", "ratime", "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec",
-    "rnoatime", "rnodev", "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime",
-    "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared",
-    "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared",
-    "silent", "slave", "strictatime", "suid", "symfollow", "sync", "tmpcopyup",
-    "unbindable", "idmap", "ridmap",
-)
-
-
 def mount_options() -> list[str]:
     """The options mountopts.parse applies itself (a flag, attribute, propagation or
     extension), or hands to the filesystem as a known superblock flag; refused ones and
     ones it would pass on as unknown filesystem data are not listed."""
     from .native import mountopts
 
-    superblock = getattr(mountopts, "SUPERBLOCK", frozenset())
+    superblock = mountopts.VFS_SUPERBLOCK
     listed = []
-    for opt in MOUNT_OPTION_CANDIDATES:
+    for opt in mountopts.known():
         try:
             parsed = mountopts.parse([opt], "mounts[0]")
         except Exception:  # noqa: BLE001 - refused: not listed

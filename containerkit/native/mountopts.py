@@ -54,12 +54,25 @@ PROPAGATION: dict[str, int] = {
     "slave": s.MS_SLAVE, "rslave": s.MS_SLAVE | s.MS_REC,
     "unbindable": s.MS_UNBINDABLE, "runbindable": s.MS_UNBINDABLE | s.MS_REC,
 }
-# superblock flags: the VFS's fsconfig knows the first ones (vfs_parse_sb_flag), the
-# filesystem itself the others (ext4's acl...), or refuses them with its reason
-SUPERBLOCK = frozenset({"sync", "async", "dirsync", "mand", "nomand", "lazytime",
-                        "nolazytime", "acl", "noacl", "iversion", "noiversion"})
+# superblock flags, passed to a new filesystem's fsconfig: the VFS knows these for every
+# filesystem (vfs_parse_sb_flag)...
+VFS_SUPERBLOCK = frozenset({"sync", "async", "dirsync", "mand", "nomand", "lazytime",
+                            "nolazytime"})
+# ...and only some filesystems these (ext4's acl, iversion; tmpfs refuses them, with its
+# reason). runc sets them as MS_POSIXACL/MS_I_VERSION through mount(2), which the new
+# mount API has no parameter for: not listed by features.py
+SUPERBLOCK = VFS_SUPERBLOCK | {"acl", "noacl", "iversion", "noiversion"}
 # nothing to do: mount(8)'s default set, and how loudly the kernel logs a failed mount
 NOOP = frozenset({"defaults", "silent", "loud"})
+# what parse() does itself besides the tables: binds, runc's and the spec's extensions
+EXTENSIONS = ("bind", "rbind", "tmpcopyup", "idmap", "ridmap", "remount")
+
+
+def known() -> list[str]:
+    """Every option parse() gives a meaning (features.py lists those it accepts)."""
+    recursive = [f"r{name}" for name in (*FLAGS, *ATIME)]
+    return sorted({*FLAGS, *ATIME, *recursive, *PROPAGATION, *SUPERBLOCK, *NOOP,
+                   *EXTENSIONS})
 
 
 class MountOptions(NamedTuple):
