@@ -1693,9 +1693,10 @@ static int ck_chdir_at(struct ck_child *child, const char *path)
     return rc;
 }
 
-/* A new session keyring named `name` (runc's "_ses.<id>": the host's session keyring
- * is not inherited), then its permissions | add (read back with KEYCTL_DESCRIBE,
- * "type;uid;gid;perm;description", perm in hex). A kernel without keyrings is fine. */
+/* The session keyring named `name` (runc's "_ses.<id>": the host's session keyring is
+ * not inherited; made when none of that name is searchable), then its permissions | add
+ * (read back with KEYCTL_DESCRIBE, "type;uid;gid;perm;description", perm in hex; add 0:
+ * join only, an exec'd process). A kernel without keyrings is fine. */
 static int ck_keyring(const char *name, unsigned int add)
 {
     char desc[4096 + 128];              /* a description is up to 4095 bytes */
@@ -1706,8 +1707,8 @@ static int ck_keyring(const char *name, unsigned int add)
     id = ck_sys(SYS_keyctl, CK_KEYCTL_JOIN_SESSION_KEYRING, name, 0, 0, 0);
     if (id == -ENOSYS)
         return 0;
-    if (id < 0)
-        return (int)id;
+    if (id < 0 || add == 0)
+        return id < 0 ? (int)id : 0;
     n = ck_sys(SYS_keyctl, CK_KEYCTL_DESCRIBE, id, desc, sizeof(desc), 0);
     if (n < 0)
         return (int)n;

@@ -20,7 +20,7 @@ import time
 from . import jsonfast as json
 from .errors import ContainerkitError, ContainerNotFound, InvalidState, UnsupportedError
 from .process import Process
-from .state import State, StateDir
+from .state import State, StateDir, keyring_name
 
 # typing and the graph drivers are not imported at run time: `state` and `kill` load a
 # container on every call podman and the containerd shim make (~3 ms)
@@ -162,6 +162,7 @@ class Container:
             self._state.pid = self.init.pid
             self._state.start_time = self.init.start_time
             self._state.status = "created"
+            self._state.keyring = keyring_name(self.id) if self.new_keyring else ""
             hooks = self.spec.hooks
             self._state.hooks = [h for h, name in (("startContainer", "start_container"),
                                                    ("poststart", "poststart"),

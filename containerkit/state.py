@@ -45,6 +45,7 @@ class State:
                  graph: dict[str, Any] | None = None,
                  annotations: dict[str, str] | None = None,
                  hooks: list[str] | None = None,
+                 keyring: str = "",
                  oci_version: str = OCI_VERSION) -> None:
         self.id = id
         self.bundle = bundle
@@ -59,6 +60,8 @@ class State:
         # the hook stages config.json has: start and delete from another process decode
         # the spec only when there is a hook to run (~5 ms of imports and decoding)
         self.hooks = hooks or []
+        # the init's session keyring ("" with --no-new-keyring): exec'd processes join it
+        self.keyring = keyring
         self.oci_version = oci_version
 
     def __eq__(self, other: object) -> bool:
@@ -97,6 +100,11 @@ class State:
         if self.annotations:
             doc["annotations"] = self.annotations
         return doc
+
+
+def keyring_name(container_id: str) -> str:
+    """The session keyring of the container's processes (runc's name)."""
+    return f"_ses.{container_id}"
 
 
 class StateDir:

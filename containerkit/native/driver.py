@@ -22,6 +22,7 @@ from _weakref import ref  # not weakref: its import costs every create/run ~1 ms
 from ..cgroups import Cgroup, container_cgroup_path
 from ..errors import ContainerkitError, InvalidState, SetupError, UnsupportedError
 from ..process import Process
+from ..state import keyring_name
 from . import sync
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
@@ -132,7 +133,7 @@ class NativeDriver:
                          stdio=stdio, placed_in_cgroup=into_cgroup or cgroup is None,
                          no_pivot=self.no_pivot,
                          preserve_fds=container.preserve_fds, listen_fds=container.listen_fds,
-                         keyring=f"_ses.{container.id}" if container.new_keyring else None)
+                         keyring=keyring_name(container.id) if container.new_keyring else None)
             ops = OpArray(plan.steps)
             linux = container.spec.linux
             if cgroup is not None:
@@ -289,7 +290,8 @@ class NativeDriver:
                               stdio=(_fd(stdio[0], 0), _fd(stdio[1], 1), _fd(stdio[2], 2)),
                               placed_in_cgroup=into_cgroup or cgroup is None,
                               preserve_fds=preserve_fds, listen_fds=listen_fds,
-                              hold_fd=hold_fd, fork_into_pidns=fork)
+                              hold_fd=hold_fd, fork_into_pidns=fork,
+                              keyring=container._state.keyring or None)
             ops = OpArray(plan.steps)
             child, pidfd, placed, _ = syscalls.spawn(
                 0, cgroup_fd if into_cgroup else -1, ops.ops, child_sock.fileno(),

@@ -48,7 +48,7 @@ NAMESPACE_FILES = {
 def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: int,
                sync_fd: int, stdio: tuple[int, int, int], placed_in_cgroup: bool = True,
                preserve_fds: int = 0, listen_fds: int = 0, hold_fd: int = -1,
-               fork_into_pidns: bool = False) -> Plan:
+               fork_into_pidns: bool = False, keyring: str | None = None) -> Plan:
     """The exec'd child's steps. ``spec`` is the container's (for ``linux.seccomp`` and
     ``linux.personality``), ``proc`` the process to run; ``ns_flags`` the namespaces of
     the init (``init_pidfd``) to join, the pid namespace excepted (joined at the clone).
@@ -69,6 +69,9 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     ``fork_into_pidns`` (a rootless caller, which cannot join the pid namespace itself):
     the child joins it with the others (pid_for_children), becomes root of the user
     namespace and forks the process (INIT, as ``plan.py``'s two stages).
+
+    ``keyring``: the init's session keyring, joined (runc's setns init) unless the
+    container keeps the caller's (--no-new-keyring: None).
     """
     check_process(proc)
     linux = spec.linux
@@ -115,6 +118,8 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
         add("fork", ops.fork_init(0, sync_fd), detail="into the pid namespace")
     add("fds", ops.close_fds_except((*keep, *passed)))   # the pidfd is the host's handle
     add("setsid", ops.setsid())         # a session of its own, as runc's exec'd processes
+    if keyring is not None:
+        add("keyring", ops.join_keyring(keyring.encode(), 0), detail=keyring)
     if proc.terminal:
         plan.steps += console_steps(proc, sync_fd, console=False)  # /dev/console: init's
     process_steps(plan, spec, proc)

@@ -285,9 +285,10 @@ def hook(path: bytes, argv: tuple[bytes, ...], envp: tuple[bytes, ...], cwd: byt
 
 
 def join_keyring(name: bytes, add_perm: int) -> Op:
-    """keyctl(JOIN_SESSION_KEYRING, name): a new session keyring, not the caller's;
-    then its permissions | ``add_perm`` (KEYCTL_DESCRIBE, KEYCTL_SETPERM). ENOSYS (no
-    keyrings in the kernel) is not an error, as for runc."""
+    """keyctl(JOIN_SESSION_KEYRING, name): the session keyring of that name (made when
+    there is none this process may search), not the caller's; then its permissions |
+    ``add_perm`` (KEYCTL_DESCRIBE, KEYCTL_SETPERM; 0: join only, as runc's exec does).
+    ENOSYS (no keyrings in the kernel) is not an error, as for runc."""
     return lib.CK_OP_KEYRING, Args(s=(name,), i=(add_perm,))
 
 

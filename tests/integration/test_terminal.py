@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -370,6 +371,44 @@ def test_session_keyring(make_bundle: Callable[..., str], state_root: str, tmp_p
         assert perm & 0x3f000000 == 0x3f000000   # the possessor keeps every right
     else:
         assert mine == []
+
+
+@pytest.mark.parametrize("new_keyring", [True, False])
+def test_exec_joins_the_inits_session_keyring(make_bundle: Callable[..., str],
+                                              state_root: str, tmp_path: Path,
+                                              new_keyring: bool) -> None:
+    """runc's setns init joins "_ses.<id>": the exec'd process finds the init's keyring
+    (one of that name, the same serial), it does not make a second one. (Which keyring is
+    a process's session keyring shows nowhere busybox can read: tests/unit checks the
+    step is in the exec plan.)"""
+    cid = f"term-keys-{uuid.uuid4().hex[:8]}"
+    bundle = make_bundle(["/bin/sh", "-c", "grep ' _ses' /proc/keys > /dev/shm/init; "
+                          "while :; do sleep 0.05; done"], _keys_visible)
+    config = Bundle(bundle, id=cid, root=state_root)
+    out = tmp_path / "exec.out"
+    with open(out, "w+b") as f, new_container(config, config.graph_driver(),
+                                              NativeDriver()) as c:
+        c.new_keyring = new_keyring
+        c.create()
+        c.start()
+        init_keys = Path(f"/proc/{c.pid}/root/dev/shm/init")
+        for _ in range(200):
+            if init_keys.exists():
+                break
+            time.sleep(0.05)
+        p = c.new_process(_exec_process(["/bin/sh", "-c", "grep ' _ses' /proc/keys; true"]),
+                          stdout=f)
+        assert p.wait() == 0
+        seen_by_init = init_keys.read_text().splitlines()
+    # /proc/keys: serial flags usage timeout perm uid gid type description
+    mine = [line.split()[:1] for line in out.read_text().splitlines()
+            if line.endswith(f"_ses.{cid}: empty")]
+    inits = [line.split()[:1] for line in seen_by_init if line.endswith(f"_ses.{cid}: empty")]
+    if new_keyring:
+        assert len(inits) == 1 and len(mine) == 1, (seen_by_init, mine)
+        assert mine[0][0] == inits[0][0], (inits, mine)
+    else:
+        assert mine == [] and inits == []
 
 
 # -- exec ---------------------------------------------------------------------------------

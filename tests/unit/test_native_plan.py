@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,3 +260,22 @@ def test_notify_filter_hands_its_listener_to_the_sync_socket(tmp_path: Path) -> 
     step = next(st for st in plan.steps if st.name == "seccomp")
     assert step.args.i[0] & 8 and step.args.i[1] == 10        # NEW_LISTENER, to the sync fd
     assert plan.seccomp_listener is spec.linux.seccomp and not plan.hook_sync
+
+
+def test_exec_plan_joins_the_containers_session_keyring() -> None:
+    """runc's setns init: join "_ses.<id>" (no permission change: the init set them),
+    after the namespaces and setsid; a container made with --no-new-keyring: nothing."""
+    from containerkit.native.exec_plan import build_exec
+
+    spec = oci.default_spec(cgroupns=True)
+    assert spec.process is not None
+    kwargs: dict[str, Any] = {"init_pidfd": 20, "ns_flags": s.CLONE_NEWNS | s.CLONE_NEWNET,
+                              "sync_fd": 10, "stdio": (0, 1, 2)}
+    plan = build_exec(spec, spec.process, keyring="_ses.abc", **kwargs)
+    names = [step.name for step in plan.steps]
+    at = names.index("keyring")
+    assert plan.steps[at].detail == "_ses.abc"
+    assert plan.steps[at].args.s == (b"_ses.abc",) and plan.steps[at].args.i == (0,)
+    assert names.index("setns") < names.index("setsid") < at < names.index("exec")
+    plan = build_exec(spec, spec.process, keyring=None, **kwargs)
+    assert "keyring" not in [step.name for step in plan.steps]
