@@ -65,7 +65,8 @@ enum ck_opcode {
     CK_OP_MEMPOLICY = 51,
     CK_OP_PRCTL = 52,
     CK_OP_SETSID = 53,
-    CK_OP_AFFINITY = 54
+    CK_OP_AFFINITY = 54,
+    CK_OP_STDIO_OWNER = 55
 };
 
 struct ck_op {
@@ -738,7 +739,7 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   PTY s[0] = ptmx path; i[0..2] = rows, cols, owner uid (-1: keep)
  *   CONSOLE s[0] = /dev/console path    SEND_PTY i[0] = sync fd
  *   SETCTTY                             INHERIT_FDS i[0] = first fd, i[1] = count
- *   SETSID */
+ *   SETSID                              STDIO_OWNER i[0] = uid */
 /* sched_setattr(2) for process.scheduler: i = policy, flags, nice, priority; ids =
  * runtime, deadline, period as (low, high) 32-bit pairs (SCHED_DEADLINE only). */
 static int ck_sched(const long long *i, const unsigned int *ids, int nids)
@@ -1133,6 +1134,30 @@ static int ck_fstatat(int dirfd, const char *path, struct stat *st, int flags)
     return fstatat(dirfd, path, st, flags) < 0 ? -errno : 0;
 }
 #endif
+
+/* runc's fixStdioPermissions, before the process becomes `uid`: 0, 1 and 2 (the
+ * caller's pipes, say) are owned by it, so that it can open /dev/stdout (a magic link:
+ * the inode's permissions count). Not /dev/null, not what already is; EINVAL (uid not
+ * mapped here), EPERM (owner not mapped) and EROFS leave the fd as it is, as in runc. */
+static int ck_stdio_owner(unsigned int uid)
+{
+    struct stat st;
+    int fd, rc;
+
+    for (fd = 0; fd <= 2; fd++) {
+        if ((rc = ck_fstatat(fd, "", &st, AT_EMPTY_PATH)) < 0) {
+            if (rc == -EBADF)
+                continue;
+            return rc;
+        }
+        if (st.st_uid == uid || (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)))
+            continue;
+        rc = (int)ck_sys(SYS_fchown, fd, uid, (unsigned int)-1, 0, 0);
+        if (rc < 0 && rc != -EINVAL && rc != -EPERM && rc != -EROFS)
+            return rc;
+    }
+    return 0;
+}
 
 /* openat2; EAGAIN (a rename or mount raced a scoped lookup, which the kernel then
  * refuses to trust) is retried a few times, as openat2(2) suggests. */
@@ -1992,6 +2017,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_PRCTL:          /* e.g. PR_SET_DUMPABLE 0 before an exec joins a container */
         return ck_prctl((int)i[0], (unsigned long)i[1], (unsigned long)i[2]);
     case CK_OP_AFFINITY:       return ck_affinity(op->ids, op->nids);
+    case CK_OP_STDIO_OWNER:    return ck_stdio_owner((unsigned int)i[0]);
     }
     return -EINVAL;                     /* an opcode this C does not know */
 }

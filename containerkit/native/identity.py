@@ -133,6 +133,8 @@ def process_steps(plan: Plan, spec: oci.Spec, proc: oci.Process) -> None:
         from .seccomp import load_op
 
         add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
+    # the caller's pipes become the user's, so that it can reopen /dev/stdout (runc)
+    add("stdio owner", ops.stdio_owner(u.uid), detail=str(u.uid))
     add("user", ops.set_user(u.uid, u.gid, list(u.additional_gids), change_ids,
                              plan.setgroups_denied),
         detail=f"{u.uid}:{u.gid}")

@@ -284,6 +284,11 @@ def hook(path: bytes, argv: tuple[bytes, ...], envp: tuple[bytes, ...], cwd: byt
                                 argv=argv, envp=envp)
 
 
+def stdio_owner(uid: int) -> Op:
+    """fchown(0/1/2, uid) unless /dev/null or already owned (runc's fixStdioPermissions)."""
+    return lib.CK_OP_STDIO_OWNER, Args(i=(uid,))
+
+
 def join_keyring(name: bytes, add_perm: int) -> Op:
     """keyctl(JOIN_SESSION_KEYRING, name): the session keyring of that name (made when
     there is none this process may search), not the caller's; then its permissions |

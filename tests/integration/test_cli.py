@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -851,3 +852,53 @@ def test_long_container_id(ck: CK) -> None:
     ck.ids[-1] = cid
     res = ck("run", "-b", ck.bundle(["sh", "-c", "echo ran"]), cid)
     assert (res.returncode, res.stdout, res.stderr) == (0, "ran\n", "")
+
+
+def _line(fd: int, timeout: float = 30) -> bytes:
+    """One line from a pipe, or what came before the deadline (never blocks forever)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n") and select.select([fd], [], [],
+                                                     max(0, deadline - time.monotonic()))[0]:
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_a_non_root_process_can_reopen_its_stdio_pipes(ck: CK) -> None:
+    """runc's fixStdioPermissions: the caller's pipes (root's, mode 0600) become the
+    container user's, so that `echo > /dev/stdout` works for uid 1000 too, in the init
+    and in an exec'd process; /dev/null stays root's."""
+    cid = ck.new_id()
+    config = oci.default_spec()
+    assert config.process is not None and config.root is not None
+    config.process.args = ["sh", "-c", "echo init-ok > /dev/stdout; echo init-err > /dev/stderr; "
+                           f"{LOOP}"]
+    config.process.user.uid = config.process.user.gid = 1000
+    config.root.path = ck.rootfs
+    bundle = ck.bundle([], raw=config.to_json())
+    r_out, w_out = os.pipe()
+    r_err, w_err = os.pipe()
+    try:
+        assert os.fstat(w_out).st_uid == 0 and os.fstat(w_out).st_mode & 0o777 == 0o600
+        proc = subprocess.Popen([*CLI, "--root", ck.root, "run", "-d", "-b", bundle, cid],
+                                stdin=subprocess.DEVNULL, stdout=w_out, stderr=w_err)
+        os.close(w_out)
+        os.close(w_err)
+        w_out = w_err = -1
+        assert proc.wait(timeout=60) == 0
+        assert _line(r_out) == b"init-ok\n"
+        assert _line(r_err) == b"init-err\n"
+        assert os.fstat(r_out).st_uid == 1000      # one pipe inode, both ends
+        res = subprocess.run([*CLI, "--root", ck.root, "exec", "--user", "1000:1000", cid,
+                              "sh", "-c", "echo exec-ok > /dev/stdout"],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert res.returncode == 0 and res.stdout == b"exec-ok\n", res
+        assert os.stat("/dev/null").st_uid == 0
+    finally:
+        for fd in (r_out, r_err, w_out, w_err):
+            if fd >= 0:
+                os.close(fd)
+        ck("delete", "--force", cid)
