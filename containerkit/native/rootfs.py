@@ -71,6 +71,23 @@ def _bind_source(m: oci.Mount, bundle: str, field: str) -> str:
     return source
 
 
+def _containers_mapping(spec: oci.Spec, field: str) -> tuple[idmap.Mapping, idmap.Mapping]:
+    """An idmap/ridmap mount without mappings of its own takes the container's: a new
+    user namespace's linux.uidMappings/gidMappings. Without them there is no mapping to
+    use, and the runtime-spec asks for an error."""
+    linux = spec.linux
+    new_userns = linux is not None and any(ns.type == "user" and not ns.path
+                                           for ns in linux.namespaces)
+    if not new_userns or not linux or not linux.uid_mappings or not linux.gid_mappings:
+        raise SpecError(f"config.json: {field}: idmap without uidMappings/gidMappings needs "
+                        "the container's own: a new user namespace with linux.uidMappings "
+                        "and linux.gidMappings")
+    from . import idmap
+
+    return (idmap.mapping(linux.uid_mappings, "linux.uidMappings"),
+            idmap.mapping(linux.gid_mappings, "linux.gidMappings"))
+
+
 def open_idmapped_mounts(plan: Plan, spec: oci.Spec, bundle: str) -> None:
     """The idmapped binds, made here before the clone as detached trees (open_tree, then
     mount_setattr with the idmap and the mount's attributes): an init in a user
@@ -87,14 +104,13 @@ def open_idmapped_mounts(plan: Plan, spec: oci.Spec, bundle: str) -> None:
             if not (opts.bind or m.type == "bind"):
                 raise UnsupportedError(f"{field}.options: idmapped mounts are for bind mounts "
                                        f"only (type {m.type!r})")
-            if not m.uid_mappings and not m.gid_mappings:
-                raise UnsupportedError(f"{field}.options: idmap without uidMappings/"
-                                       "gidMappings (the container's own mapping) is not "
-                                       "supported yet")
             from . import idmap  # here: each module on the create path costs ~0.2 ms
 
-            key = (idmap.mapping(m.uid_mappings, f"{field}.uidMappings"),
-                   idmap.mapping(m.gid_mappings, f"{field}.gidMappings"))
+            if m.uid_mappings or m.gid_mappings:
+                key = (idmap.mapping(m.uid_mappings, f"{field}.uidMappings"),
+                       idmap.mapping(m.gid_mappings, f"{field}.gidMappings"))
+            else:       # the container's own mapping (the spec's MAY; crun and podman)
+                key = _containers_mapping(spec, field)
             if key not in userns:
                 userns[key] = idmap.userns_fd(*key, field)
             source = _bind_source(m, bundle, field)

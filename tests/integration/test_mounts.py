@@ -223,10 +223,12 @@ def test_idmapped_bind_mount(make_bundle: Callable[..., str], state_root: str,
                                 "/plain/by1000 1000 1000"]
 
 
+@pytest.mark.parametrize("own_mapping", [True, False])
 def test_idmapped_mount_in_a_user_namespace(make_bundle: Callable[..., str],
-                                            state_root: str) -> None:
+                                            state_root: str, own_mapping: bool) -> None:
     """The init's own user namespace cannot idmap the host's filesystem: the parent makes
-    the tree. Host uid 0 -> 100000 on the mount -> 0 in the container's namespace."""
+    the tree. Host uid 0 -> 100000 on the mount -> 0 in the container's namespace; the
+    same when the mount names no mapping and takes the container's (podman's :idmap)."""
     top = tempfile.mkdtemp(prefix="ck-test-idmap-")
     try:
         os.chmod(top, 0o755)
@@ -244,8 +246,8 @@ def test_idmapped_mount_in_a_user_namespace(make_bundle: Callable[..., str],
             cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = mapping
             cfg["mounts"] += [
                 {"destination": "/idm", "type": "bind", "source": str(src),
-                 "options": ["bind", "idmap", "ro"], "uidMappings": mapping,
-                 "gidMappings": mapping},
+                 "options": ["bind", "idmap", "ro"],
+                 **({"uidMappings": mapping, "gidMappings": mapping} if own_mapping else {})},
                 {"destination": "/plain", "type": "bind", "source": str(src),
                  "options": ["bind"]}]
 
@@ -302,7 +304,8 @@ def test_no_pivot_library_and_cli(make_bundle: Callable[..., str], state_root: s
       "uidMappings": [{"containerID": 0, "hostID": 0, "size": 1}]},
      UnsupportedError, r"mounts\[7\].options: idmapped mounts are for bind mounts"),
     ({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]},
-     UnsupportedError, r"mounts\[7\].options: idmap without uidMappings"),
+     SpecError, r"mounts\[7\]: idmap without uidMappings/gidMappings needs the container's "
+                r"own: a new user namespace"),
     ({"destination": "/dev", "type": "tmpfs", "options": ["remount", "size=1m"]},
      UnsupportedError, r"mounts\[7\].options: remount changes mount attributes only"),
     ({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "sync"]},
