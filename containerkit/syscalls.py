@@ -194,10 +194,22 @@ def _bpf(cmd: int, attr: Any, what: str) -> int:
 
 
 def _attr(layout: str, *values: Any) -> Any:
-    import struct
-
+    """A zeroed union bpf_attr with ``values`` laid out as ``layout`` says: struct's
+    little-endian codes I (u32), Q (u64) and 16s (bytes), no padding; written here, not
+    with struct, which create would import for this alone."""
+    data = bytearray()
+    count = ""
+    it = iter(values)
+    for code in layout.lstrip("<"):
+        if code.isdigit():
+            count += code
+        elif code == "s":
+            data += bytes(next(it))[:int(count)].ljust(int(count), b"\0")
+            count = ""
+        else:
+            data += int(next(it)).to_bytes(4 if code == "I" else 8, "little")
     buf = ffi.new(f"char[{_BPF_ATTR_SIZE}]")
-    struct.pack_into(layout, ffi.buffer(buf), 0, *values)
+    ffi.memmove(buf, bytes(data), len(data))
     return buf
 
 

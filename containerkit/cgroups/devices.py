@@ -23,7 +23,6 @@ Instructions are assembled here; ``syscalls.bpf_*`` make the calls.
 from __future__ import annotations
 
 import os
-import struct
 
 from ..errors import ConfigError, UnsupportedError
 
@@ -192,7 +191,8 @@ def assemble(rules: Sequence[Rule]) -> bytes:
         elif off == _DENY:
             off = deny - pc - 1
         assert isinstance(off, int)
-        out += struct.pack("<BBhi", code, regs, off, imm)
+        out += bytes((code, regs)) + off.to_bytes(2, "little", signed=True) \
+            + imm.to_bytes(4, "little", signed=True)
     return bytes(out)
 
 

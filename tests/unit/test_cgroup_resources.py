@@ -929,3 +929,19 @@ def test_cgroup2_mountpoint_is_the_one_mountinfo_names(monkeypatch: pytest.Monke
     assert v2.cgroup2_mountpoint() in mounts
     assert v2.cgroup2_mountpoint() == ("/sys/fs/cgroup" if "/sys/fs/cgroup" in mounts
                                        else mounts[0])
+
+
+def test_bpf_attr_layout_is_structs() -> None:
+    """syscalls._attr writes the bpf_attr fields as struct.pack would (it avoids
+    importing struct on the create path), then zeros."""
+    import struct
+
+    from containerkit import syscalls as s
+
+    for layout, values in (
+            ("<IIQQIIQII16sII", (9, 12, 2**40 + 5, 7, 1, 65536, 2**33, 0, 0, b"ck_devices", 0, 6)),
+            ("<IIII", (1, 2, 3, 4)), ("<IIIIQI", (1, 2, 0, 0, 2**50, 64)), ("<I", (5,)),
+            ("<IIQ", (3, 8, 2**60)), ("<16s", (b"x" * 20,))):
+        got = bytes(s.ffi.buffer(s._attr(layout, *values)))
+        want = struct.pack(layout, *values)
+        assert got == want + bytes(len(got) - len(want)), layout
