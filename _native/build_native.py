@@ -107,6 +107,9 @@ long ck_spawn_pidns(int pidns_fd, int restore_fd, unsigned long long clone_flags
 long ck_clone(unsigned long long flags, int cgroup_fd, int *pidfd_out, int *into_cgroup_out);
 int ck_clone3_into_cgroup(void);
 long ck_bpf(int cmd, void *attr, unsigned int size);
+typedef int... rlim_t;
+struct rlimit { rlim_t rlim_cur; rlim_t rlim_max; };
+int getrlimit(int resource, struct rlimit *rlim);
 int mount(const char *source, const char *target, const char *fstype,
           unsigned long flags, const void *data);
 int umount2(const char *target, int flags);

@@ -157,6 +157,18 @@ def clone(flags: int, cgroup_fd: int = -1) -> tuple[int, int, bool]:
     return pid, (pidfd[0] if pid else -1), bool(into[0])
 
 
+def getrlimit(resource: int) -> tuple[int, int]:
+    """(soft, hard) of this process; RLIM_INFINITY is 2**64 - 1. Here, not the resource
+    module: create would load that extension for this one call."""
+    rl = ffi.new("struct rlimit *")
+    if lib.getrlimit(resource, rl) < 0:
+        raise _fail(f"getrlimit({resource})")
+    return int(rl.rlim_cur), int(rl.rlim_max)
+
+
+RLIM_INFINITY = (1 << 64) - 1
+
+
 def mount(source: bytes | None, target: bytes, fstype: bytes | None, flags: int,
           data: bytes | None = None) -> None:
     if lib.mount(source or ffi.NULL, target, fstype or ffi.NULL, flags, data or ffi.NULL) < 0:

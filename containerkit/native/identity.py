@@ -5,9 +5,8 @@ no_new_privs. Run after pivot_root, before the executable lookup.
 
 from __future__ import annotations
 
-import resource
-
 from .. import spec as oci
+from .. import syscalls
 from ..errors import SpecError, UnsupportedError
 from . import capabilities as caps
 from . import ops
@@ -17,7 +16,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .plan import Plan
 
-RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
+# linux/resource.h (what Python's resource module has, RLIMIT_OFILE too: a test checks;
+# not imported for it, an extension module that create would load for this table)
+RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+           "RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+           "RLIMIT_OFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+           "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+           "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}
 PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
                   "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
@@ -74,8 +79,8 @@ def _check_raisable(num: int, hard: int, field: str, name: str,
     """A hard limit above ours needs CAP_SYS_RESOURCE; say so before the clone, not as an
     EPERM from the init (these machines' bounding set lacks it, for one; an init in a
     user namespace never has it where it counts, in the host's)."""
-    _, ours = resource.getrlimit(num)
-    if ours == resource.RLIM_INFINITY or 0 <= hard <= ours:
+    _, ours = syscalls.getrlimit(num)
+    if ours == syscalls.RLIM_INFINITY or 0 <= hard <= ours:
         return
     if in_userns:
         raise UnsupportedError(

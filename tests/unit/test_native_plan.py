@@ -279,3 +279,19 @@ def test_exec_plan_joins_the_containers_session_keyring() -> None:
     assert names.index("setns") < names.index("setsid") < at < names.index("exec")
     plan = build_exec(spec, spec.process, keyring=None, **kwargs)
     assert "keyring" not in [step.name for step in plan.steps]
+
+
+def test_rlimit_table_is_the_kernels() -> None:
+    """identity.RLIMITS (written out, not read from the resource module) says what
+    Python's resource module says, plus RLIMIT_LOCKS (runc knows it; Python does not)."""
+    import resource
+
+    from containerkit.native.identity import RLIMITS
+
+    ours = {n: v for n, v in RLIMITS.items() if n != "RLIMIT_LOCKS"}
+    assert ours == {n: getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")}
+    assert RLIMITS["RLIMIT_LOCKS"] == 10
+    assert s.getrlimit(resource.RLIMIT_NOFILE) == tuple(
+        v if v >= 0 else s.RLIM_INFINITY for v in resource.getrlimit(resource.RLIMIT_NOFILE))
+    assert s.getrlimit(resource.RLIMIT_CORE)[1] in (s.RLIM_INFINITY,
+                                                    resource.getrlimit(resource.RLIMIT_CORE)[1])
