@@ -239,3 +239,32 @@ def test_timeout_kills_what_the_hook_started(make_bundle: Callable[..., str],
         with new_container(config, config.graph_driver(), NativeDriver()) as c:
             c.create()
     assert _gone(int(pidfile.read_text()))
+
+
+def test_runtime_hooks_see_the_containers_network_namespace(
+        make_bundle: Callable[..., str], state_root: str, tmp_path: Path,
+        leak_check: Callable[[], None]) -> None:
+    """prestart/createRuntime hooks (CNI's place) find the container's network namespace
+    through the state's pid: the init makes it itself (after the clone), before it stops
+    for the runtime's hooks."""
+    _, shared, _ = _setup(tmp_path)
+    netns_hook = _script(tmp_path / "hooks" / "netns.sh", """#!/bin/sh
+pid=$(cat | sed -n 's/.*"pid": *\\([0-9]*\\).*/\\1/p')
+readlink /proc/$pid/ns/net > "$1"
+""")
+
+    def edit(cfg: dict[str, Any]) -> None:
+        _binds(cfg, tmp_path)
+        cfg["hooks"] = {stage: [{"path": netns_hook, "args": ["netns", str(shared / stage)]}]
+                        for stage in ("prestart", "createRuntime")}
+
+    bundle = make_bundle(["sh", "-c", "readlink /proc/self/ns/net > /shared/inside"], edit)
+    config = Bundle(bundle, id="hk-netns", root=state_root)
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        assert c.wait(timeout=30) == 0
+    inside = (shared / "inside").read_text()
+    assert inside != os.readlink("/proc/self/ns/net") + "\n"
+    for stage in ("prestart", "createRuntime"):
+        assert (shared / stage).read_text() == inside, stage
