@@ -62,6 +62,16 @@ static int valid_id(const char *id)
     return 1;
 }
 
+/* A ".." component: Python takes os.path.abspath(--root), where ".." drops the component
+ * before it, not the kernel's walk (which goes up from a symlink's target). */
+static int has_dotdot(const char *path)
+{
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+            return 1;
+    return 0;
+}
+
 /* Whole file into a NUL-terminated malloc'd buffer; NULL on any error or if too big. */
 static char *read_file(const char *path, size_t *len)
 {
@@ -548,7 +558,7 @@ int main(int argc, char **argv)
         argc--;
     }
     if (argc - i != 2 || (strcmp(verb, "state") && strcmp(verb, "start")
-            && strcmp(verb, "delete") && strcmp(verb, "kill")) || !*root
+            && strcmp(verb, "delete") && strcmp(verb, "kill")) || !*root || has_dotdot(root)
             || !valid_id(argv[i + 1]))
         fallback();
     if (log && open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) < 0)

@@ -183,6 +183,31 @@ def test_missing_root_is_python(ctx: Ctx) -> None:
         assert native == python and native[0] != 0 and b"Traceback" not in native[2]
 
 
+def test_root_with_dotdot_is_pythons(ctx: Ctx, make_bundle, tmp_path: Path) -> None:
+    """Python takes os.path.abspath(--root): "link/../state" is the state root beside the
+    link, where the kernel would walk up from the link's target to another root (holding
+    a container of the same id here). C must not answer for that other one."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "inner").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(elsewhere / "inner")
+    dotdot = f"{tmp_path}/link/../{Path(ctx.root).name}"
+    assert os.path.abspath(dotdot) == ctx.root
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    decoy = str(elsewhere / "state")
+    assert ctx.py("create", "-b", make_bundle(["sh", "-c", LOOP]), cid)[0] == 0
+    assert run([str(PYTHON), "--root", decoy, "create", "-b", make_bundle(["true"]), cid],
+               ctx.tmp)[0] == 0
+    try:
+        for args in (["state", cid], ["kill", cid, "CONT"], ["start", cid], ["delete", cid]):
+            assert run([ctx.strict, "--root", dotdot, *args], ctx.tmp)[0] == FALLBACK_STATUS
+        native = run([str(NATIVE), "--root", dotdot, "state", cid], ctx.tmp)
+        assert native == run([str(PYTHON), "--root", dotdot, "state", cid], ctx.tmp)
+        assert native[0] == 0 and _status(native[1]) == "created"
+        assert str(elsewhere) not in native[1].decode()
+    finally:
+        run([str(PYTHON), "--root", decoy, "delete", "--force", cid], ctx.tmp)
+
+
 # -- start --------------------------------------------------------------------------------
 
 def _started(ctx: Ctx, cid: str) -> bool:
