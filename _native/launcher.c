@@ -21,7 +21,7 @@
 #include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/time.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -147,8 +147,10 @@ static int init_alive_fd(long long pid, long long start_time, int *keep)
     if (n > 0) {
         buf[n] = '\0';
         char *p = strrchr(buf, ')');
-        if (!p || p[1] != ' ')
-            goto out;      /* Python would raise on a stat it cannot split: let it */
+        if (!p || p[1] != ' ') {
+            close(pidfd);  /* Python would raise on a stat it cannot split: let it */
+            fallback();
+        }
         p += 2;
         char state = *p;
         /* fields after ')' start at field 3 (state); field 22 is the 20th of them */
@@ -169,7 +171,6 @@ static int init_alive_fd(long long pid, long long start_time, int *keep)
             alive = poll(&pfd, 1, 0) == 0;
         }
     }
-out:
     if (alive && keep)
         *keep = pidfd;
     else
@@ -359,8 +360,8 @@ static int wait_empty(const char *cgroup)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    struct timeval start, now;
-    gettimeofday(&start, NULL);
+    struct timespec start, now;     /* monotonic, as Python's deadline */
+    clock_gettime(CLOCK_MONOTONIC, &start);
     for (long pause = 1;; pause = pause < 100 ? pause * 2 : 100) {
         ssize_t n = pread(fd, c, sizeof c - 1, 0);
         if (n < 0)
@@ -370,8 +371,8 @@ static int wait_empty(const char *cgroup)
             close(fd);
             return 1;
         }
-        gettimeofday(&now, NULL);
-        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
         if (ms >= 10000)
             break;
         struct pollfd pfd = {.fd = fd, .events = POLLPRI};
