@@ -14,8 +14,8 @@ SCM_RIGHTS carries the fd, as runc's ``utils.SendFd``), or keeps it as
 from __future__ import annotations
 
 import os
+import sys
 from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
-from array import array
 
 from ..errors import ConfigError, connect_error
 from . import ops
@@ -63,7 +63,9 @@ def connect(path: str) -> socket:
 def send_master(sock: socket, fd: int) -> None:
     """The pty master to the console socket, as runc sends it (name + SCM_RIGHTS)."""
     try:
-        sock.sendmsg([MASTER_NAME], [(SOL_SOCKET, SCM_RIGHTS, array("i", [fd]).tobytes())])
+        # (an int[1], not array("i"): array imports collections, ~1.4 ms)
+        sock.sendmsg([MASTER_NAME], [(SOL_SOCKET, SCM_RIGHTS,
+                                      fd.to_bytes(4, sys.byteorder, signed=True))])
     except OSError as e:
         raise ConfigError(f"console socket: sending the terminal: "
                           f"{(e.strerror or str(e)).lower()}") from None

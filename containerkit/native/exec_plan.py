@@ -29,11 +29,12 @@ import os
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import ContainerkitError
-from . import numa, ops, userns
-from .console import console_steps
+from . import ops, userns
 from .identity import process_steps
 from .plan import Plan, check_process, program_steps
-from .seccomp import load_op
+
+# numa, console and seccomp are imported where a process needs them: each costs every
+# exec ~0.2 ms (console's fd passing brought array and collections, ~1.4 ms)
 
 PR_SET_DUMPABLE = 4
 
@@ -89,6 +90,8 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
                                 "runtime's own, not the caller's (was it open?)")
     initial = final = None
     if proc.exec_cpu_affinity is not None:
+        from . import numa
+
         initial, final = numa.exec_cpus(proc.exec_cpu_affinity)
         if initial is not None and final is None:
             final = os.sched_getaffinity(0)    # what the kernel gave the child: ours
@@ -121,14 +124,20 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     if keyring is not None:
         add("keyring", ops.join_keyring(keyring.encode(), 0), detail=keyring)
     if proc.terminal:
+        from .console import console_steps
+
         plan.steps += console_steps(proc, sync_fd, console=False)  # /dev/console: init's
     process_steps(plan, spec, proc)
     env = program_steps(plan, proc, preserve_fds, listen_fds, "")
     if hold_fd >= 0:
         add("hold", ops.report_created_and_wait(sync_fd, hold_fd), detail="test hold")
     if final is not None:       # inside the container's cgroup, before execve
+        from . import numa
+
         add("execCPUAffinity", ops.affinity(numa.mask_words(final)), detail="final")
     if linux is not None and linux.seccomp is not None and proc.no_new_privileges:
+        from .seccomp import load_op
+
         add("seccomp", load_op(linux.seccomp, plan), detail="load filter")
     umask = proc.user.umask if proc.user.umask is not None else 0o022
     add("exec", ops.execve(tuple(a.encode() for a in proc.args),

@@ -17,7 +17,6 @@ from .. import syscalls as s
 from ..errors import ContainerkitError, SpecError, UnsupportedError
 from . import ops, sync, userns
 from .identity import process_steps
-from .rootfs import open_idmapped_mounts, rootfs_steps
 
 NAMESPACE_FLAGS = {
     "pid": s.CLONE_NEWPID, "network": s.CLONE_NEWNET, "mount": s.CLONE_NEWNS,
@@ -273,6 +272,9 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         if pid_ns is not None and pid_ns.path:
             plan.pidns_fd = _open_ns(plan, "pid", pid_ns.path)
     add("setsid", ops.setsid())         # as runc's init: a session of its own
+    # here, not at the top: exec (exec_plan.py uses this module) makes no mounts
+    from .rootfs import open_idmapped_mounts, rootfs_steps
+
     open_idmapped_mounts(plan, spec, bundle)   # kept by the init, like the ns to join
     hooks = spec.hooks or oci.Hooks()
     # the parent's work before pivot_root: netDevices, then prestart + createRuntime

@@ -1,5 +1,5 @@
 """The CLI's hot paths import only what they use: every verb podman and the containerd
-shim call (create, start, state, kill, delete, run) runs without typing, json, re, enum
+shim call (create, start, state, exec, kill, delete, run) runs without typing, json, re, enum
 and the other stdlib modules whose import costs milliseconds, on the default config.json
 (start-up time is most of what a CLI call costs: issue 5's targets against runc).
 
@@ -59,14 +59,18 @@ def test_lifecycle_verbs_import_no_heavy_module(make_bundle: Callable[..., str],
     cid = f"perf-imports-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "modules"
     verbs = [["create", "-b", bundle, cid], ["state", cid], ["start", cid],
-             ["kill", cid, "KILL"], ["delete", "--force", cid],
+             ["exec", cid, "/bin/true"], ["kill", cid, "KILL"], ["delete", "--force", cid],
              ["run", "-b", make_bundle(["/bin/true"]), cid]]
     try:
         for verb in verbs:
             rc, modules, err = _call(["--root", state_root, *verb], out)
             assert rc == 0, (verb, err)
             assert sorted(modules.intersection(HEAVY)) == [], verb[0]
-            if verb[0] not in ("create", "run"):
+            if verb[0] == "exec":   # the spec model and the plan's helpers, no mounts
+                assert "containerkit.native.rootfs" not in modules
+                assert not {"array", "containerkit.native.console",
+                            "containerkit.native.seccomp"} & modules
+            elif verb[0] not in ("create", "run"):
                 assert sorted(modules.intersection(CREATE_ONLY)) == [], verb[0]
             else:   # the default config's resources are device rules only: no planner
                 assert "containerkit.cgroups.resources" not in modules, verb[0]
