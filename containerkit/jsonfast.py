@@ -115,25 +115,8 @@ def _pretty(obj: object, encode: Any, pad: str, level: int, item_sep: str,
     return _scalar(obj, encode)
 
 
-def _key(key: object) -> str:
-    if isinstance(key, str):
-        return key
-    if key is True:
-        return "true"
-    if key is False:
-        return "false"
-    if key is None:
-        return "null"
-    if isinstance(key, float):
-        return _floatstr(key)
-    if isinstance(key, int):
-        return int.__repr__(key)
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
-
-
-def _scalar(obj: object, encode: Any) -> str:
-    if isinstance(obj, str):
-        return encode(obj)
+def _literal(obj: object) -> str | None:
+    """null, true, false or a number as JSON; None for anything else (bool before int)."""
     if obj is None:
         return "null"
     if obj is True:
@@ -144,4 +127,20 @@ def _scalar(obj: object, encode: Any) -> str:
         return int.__repr__(obj)
     if isinstance(obj, float):
         return _floatstr(obj)
-    return _scalar(_default(obj), encode)
+    return None
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return key
+    text = _literal(key)
+    if text is None:
+        raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+    return text
+
+
+def _scalar(obj: object, encode: Any) -> str:
+    if isinstance(obj, str):
+        return encode(obj)
+    text = _literal(obj)
+    return text if text is not None else _scalar(_default(obj), encode)
