@@ -178,11 +178,6 @@ static int init_alive_fd(long long pid, long long start_time, int *keep)
     return alive;
 }
 
-static int init_alive(long long pid, long long start_time)
-{
-    return init_alive_fd(pid, start_time, NULL);
-}
-
 static int frozen(const char *cgroup)
 {
     char path[4200], c = 0;
@@ -265,15 +260,16 @@ static int load_fast(const char *dir, struct fast *f)
     return 0;
 }
 
-/* Container._live_status */
-static const char *live_status(const char *dir, const struct fast *f)
+/* Container._live_status. With `pidfd`, an init found alive leaves its pidfd there (the
+ * one to signal: checked once, for the status and the kill alike). */
+static const char *live_status(const char *dir, const struct fast *f, int *pidfd)
 {
     char path[8300];
     struct stat st;
     if (strcmp(f->status, "created") && strcmp(f->status, "running"))
         return f->status;
     snprintf(path, sizeof path, "%s/exec.fifo", dir);
-    if (f->pid == 0 || !init_alive(f->pid, f->start_time))
+    if (f->pid == 0 || !init_alive_fd(f->pid, f->start_time, pidfd))
         return "stopped";
     if (*f->cgroup && frozen(f->cgroup))
         return "paused";
@@ -301,7 +297,7 @@ static int do_state(const char *dir)
     struct fast f;
     if (load_fast(dir, &f) < 0)
         fallback();
-    const char *live = live_status(dir, &f);
+    const char *live = live_status(dir, &f, NULL);
     int with_pid = !strcmp(live, "created") || !strcmp(live, "running")
         || !strcmp(live, "paused");
     char num[32];
@@ -326,7 +322,7 @@ static int do_start(const char *dir)
     if (lock < 0 || flock(lock, LOCK_EX) < 0 || fstat(lock, &st) < 0 || st.st_nlink == 0)
         fallback();
     struct fast f;
-    if (load_fast(dir, &f) < 0 || strcmp(live_status(dir, &f), "created")
+    if (load_fast(dir, &f) < 0 || strcmp(live_status(dir, &f, NULL), "created")
             || has_item(f.hooks, "startContainer") || has_item(f.hooks, "poststart"))
         fallback();
     char fifo[8300];
@@ -398,7 +394,8 @@ static int do_delete(const char *dir, int force)
     if (load_fast(dir, &f) < 0 || has_item(f.hooks, "poststop")
             || (*f.graph && strcmp(f.graph, "bind")))
         fallback();
-    const char *live = live_status(dir, &f);
+    int pidfd = -1;
+    const char *live = live_status(dir, &f, &pidfd);
     int kill_first = strcmp(live, "stopped") != 0;
     if (kill_first && !(force && *f.cgroup && (!strcmp(live, "running")
                                                || !strcmp(live, "created"))))
@@ -419,14 +416,11 @@ static int do_delete(const char *dir, int force)
             fallback();
     }
     char path[8300];
-    if (kill_first) {
-        int pidfd = -1;
-        if (init_alive_fd(f.pid, f.start_time, &pidfd)) {
-            long r = syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-            close(pidfd);
-            if (r < 0 && errno != ESRCH)
-                fallback();
-        }
+    if (kill_first) {           /* running or created: live_status kept the init's pidfd */
+        long r = syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        close(pidfd);
+        if (r < 0 && errno != ESRCH)
+            fallback();
         snprintf(path, sizeof path, "%s/cgroup.kill", f.cgroup);
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "1", 1) != 1 || !wait_empty(f.cgroup))
@@ -511,9 +505,10 @@ static int do_kill(const char *dir, int sig)
     int pidfd = -1;
     if (load_fast(dir, &f) < 0)
         fallback();
-    const char *live = live_status(dir, &f);
+    const char *live = live_status(dir, &f, &pidfd);
+    /* (a status recorded as paused is not checked by live_status: check it here) */
     if ((strcmp(live, "created") && strcmp(live, "running") && strcmp(live, "paused"))
-            || !init_alive_fd(f.pid, f.start_time, &pidfd)
+            || (pidfd < 0 && !init_alive_fd(f.pid, f.start_time, &pidfd))
             || syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
         fallback();
     return 0;
