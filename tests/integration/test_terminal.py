@@ -377,10 +377,9 @@ def test_session_keyring(make_bundle: Callable[..., str], state_root: str, tmp_p
 def test_exec_joins_the_inits_session_keyring(make_bundle: Callable[..., str],
                                               state_root: str, tmp_path: Path,
                                               new_keyring: bool) -> None:
-    """runc's setns init joins "_ses.<id>": the exec'd process finds the init's keyring
-    (one of that name, the same serial), it does not make a second one. (Which keyring is
-    a process's session keyring shows nowhere busybox can read: tests/unit checks the
-    step is in the exec plan.)"""
+    """runc's setns init joins "_ses.<id>". The exec'd process runs as uid 1000, which
+    may view the init's keyring (root's, no "other" bits) only by possessing it: it lists
+    it, with the init's serial, only when it joined it (and made no second one)."""
     cid = f"term-keys-{uuid.uuid4().hex[:8]}"
     bundle = make_bundle(["/bin/sh", "-c", "grep ' _ses' /proc/keys > /dev/shm/init; "
                           "while :; do sleep 0.05; done"], _keys_visible)
@@ -396,8 +395,8 @@ def test_exec_joins_the_inits_session_keyring(make_bundle: Callable[..., str],
             if init_keys.exists():
                 break
             time.sleep(0.05)
-        p = c.new_process(_exec_process(["/bin/sh", "-c", "grep ' _ses' /proc/keys; true"]),
-                          stdout=f)
+        p = c.new_process(_exec_process(["/bin/sh", "-c", "grep ' _ses' /proc/keys; true"],
+                                        user={"uid": 1000, "gid": 1000}), stdout=f)
         assert p.wait() == 0
         seen_by_init = init_keys.read_text().splitlines()
     # /proc/keys: serial flags usage timeout perm uid gid type description
