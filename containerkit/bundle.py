@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import posix
 
+from . import pathnames
 from . import spec as oci
 from .errors import ConfigError
 from .graph import BindGraphDriver, Mount
 from .records import replace
 from .state import DEFAULT_ROOT, check_id
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
 
 
 def __getattr__(name: str) -> object:
@@ -24,8 +29,8 @@ def __getattr__(name: str) -> object:
 class Bundle:
     """An OCI bundle directory. ``root`` is the state root (default /run/containerkit)."""
 
-    def __init__(self, path: str | os.PathLike[str], id: str, root: str = DEFAULT_ROOT) -> None:
-        self.path = os.path.abspath(os.fspath(path))
+    def __init__(self, path: str | PathLike[str], id: str, root: str = DEFAULT_ROOT) -> None:
+        self.path = pathnames.abspath(posix.fspath(path))
         self.id = check_id(id)
         self.root = root
         self._spec: oci.Spec | None = None
@@ -37,9 +42,9 @@ class Bundle:
     def load(self) -> oci.Spec:
         """config.json as written in the bundle (read once)."""
         if self._spec is None:
-            if not os.path.isdir(self.path):
+            if not pathnames.isdir(self.path):
                 raise ConfigError(f"bundle {self.path}: no such directory")
-            self._spec = oci.load(os.path.join(self.path, "config.json"))
+            self._spec = oci.load(pathnames.join(self.path, "config.json"))
         return self._spec
 
     def rootfs(self) -> str:
@@ -47,7 +52,7 @@ class Bundle:
         spec = self.load()
         if spec.root is None or not spec.root.path:
             raise ConfigError(f"{self.path}/config.json: root.path: required")
-        return os.path.join(self.path, spec.root.path)
+        return pathnames.join(self.path, spec.root.path)
 
     def graph_driver(self) -> BindGraphDriver:
         """The rootfs named in config.json, used as it is (what runc does)."""

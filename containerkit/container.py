@@ -14,10 +14,11 @@ is frozen (``cgroup.freeze`` reads 1).
 from __future__ import annotations
 
 import _signal  # not signal: its enums import enum (~3 ms for `state`/`kill`)
-import os
+import posix
 import time
 
 from . import jsonfast as json
+from . import pathnames
 from .errors import ContainerkitError, ContainerNotFound, InvalidState, UnsupportedError
 from .process import Process
 from .state import State, StateDir, keyring_name
@@ -136,7 +137,7 @@ class Container:
                 return "stopped"
             if state.cgroup and _frozen(state.cgroup):
                 return "paused"
-            if not os.path.exists(self.statedir.fifo_path):
+            if not pathnames.exists(self.statedir.fifo_path):
                 return "running"
         return state.status
 
@@ -221,7 +222,9 @@ class Container:
         if not self.cgroup_path:
             return _pid_namespace_members(self.pid)     # rootless, no cgroup of its own
         pids: list[int] = []
-        for top, _, _ in os.walk(self.cgroup_path):
+        from os import walk  # (ps only: see pathnames.py)
+
+        for top, _, _ in walk(self.cgroup_path):
             pids += Cgroup(top).pids()
         return pids
 
@@ -344,7 +347,7 @@ class Container:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if os.path.isdir(self.statedir.path):
+        if pathnames.isdir(self.statedir.path):
             self.delete(force=True)
 
     def __repr__(self) -> str:
@@ -356,7 +359,7 @@ def _check_preserved(count: int) -> None:
     runtime's own files (lock, FIFO, sync socket) and leak that into the container."""
     for fd in range(3, 3 + count):
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError:
             raise ContainerkitError(f"preserve fds: fd {fd} is not open (fds 3.."
                                     f"{2 + count} must be)") from None
@@ -367,16 +370,16 @@ def _pid_namespace_members(init_pid: int) -> list[int]:
     if init_pid <= 0:
         return []
     try:
-        ns = os.readlink(f"/proc/{init_pid}/ns/pid")
+        ns = posix.readlink(f"/proc/{init_pid}/ns/pid")
     except OSError:
         return []
-    if ns == os.readlink("/proc/self/ns/pid"):
+    if ns == posix.readlink("/proc/self/ns/pid"):
         return [init_pid]
     found = []
-    for name in os.listdir("/proc"):
+    for name in posix.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.readlink(f"/proc/{name}/ns/pid") == ns:
+                if posix.readlink(f"/proc/{name}/ns/pid") == ns:
                     found.append(int(name))
             except OSError:
                 continue
@@ -385,7 +388,7 @@ def _pid_namespace_members(init_pid: int) -> list[int]:
 
 def _frozen(cgroup: str) -> bool:
     try:
-        with open(os.path.join(cgroup, "cgroup.freeze"), "rb") as f:
+        with open(pathnames.join(cgroup, "cgroup.freeze"), "rb") as f:
             return f.read(1) == b"1"
     except OSError:
         return False
@@ -462,8 +465,8 @@ def remove_abandoned(root: str, container_id: str) -> bool:
             from .cgroups import Cgroup
             from .cgroups.v2 import cgroup2_mountpoint
 
-            link = os.path.join(statedir.path, "cgroup")
-            path = os.readlink(link) if os.path.islink(link) else os.path.join(
+            link = pathnames.join(statedir.path, "cgroup")
+            path = posix.readlink(link) if pathnames.islink(link) else pathnames.join(
                 cgroup2_mountpoint(), "containerkit", container_id)
             Cgroup(path).remove()
             statedir.remove()

@@ -45,24 +45,24 @@ class SetupError(ContainerkitError):
     """
 
     def __init__(self, step: str, errno: int, detail: str = "") -> None:
-        import os
+        import posix
 
         self.step = step
         self.errno = errno
         self.detail = detail
         where = f" {detail}" if detail else ""
-        super().__init__(f"container init: {step}{where}: {os.strerror(errno)}")
+        super().__init__(f"container init: {step}{where}: {posix.strerror(errno)}")
 
 
 def connect_error(path: str, e: OSError) -> str:
     """Why connecting to the unix socket at ``path`` failed, in words: connect() on a
     file that is not a socket says "connection refused", which sends people looking for
     a listener that was never meant to be there."""
-    import os
+    import posix
     import stat
 
     try:
-        if not stat.S_ISSOCK(os.stat(path).st_mode):
+        if not stat.S_ISSOCK(posix.stat(path).st_mode):
             return "not a unix socket"
     except OSError:
         pass

@@ -9,7 +9,7 @@ its ``returncode`` stays None.
 from __future__ import annotations
 
 import _signal  # not signal: its enums import enum (~3 ms for `state`/`kill`)
-import os
+import posix
 import select
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
@@ -41,9 +41,9 @@ def proc_state(pid: int) -> str:
 
 def status_from_wait(status: int) -> int:
     """Exit code, or 128+N when signal N ended the process (as shells and runc report)."""
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.waitstatus_to_exitcode(status)
+    if posix.WIFSIGNALED(status):
+        return 128 + posix.WTERMSIG(status)
+    return posix.waitstatus_to_exitcode(status)
 
 
 class Process:
@@ -61,13 +61,13 @@ class Process:
     def attach(cls, pid: int, start_time: int) -> Process | None:
         """Open a pidfd for ``pid`` if it is still the process that started at ``start_time``."""
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = posix.pidfd_open(pid)
         except (ProcessLookupError, OSError):
             return None
         # checked after opening the pidfd: if the start time matches now, the pidfd
         # refers to that very process even if the pid is recycled later.
         if proc_start_time(pid) != start_time or proc_state(pid) in ("Z", "X", ""):
-            os.close(pidfd)
+            posix.close(pidfd)
             return None
         return cls(pid, pidfd, is_child=False, start_time=start_time)
 
@@ -96,7 +96,7 @@ class Process:
         if self.is_child:
             while True:
                 try:
-                    _, status = os.waitpid(self.pid, 0)
+                    _, status = posix.waitpid(self.pid, 0)
                     break
                 except InterruptedError:
                     continue
@@ -112,7 +112,7 @@ class Process:
 
     def close(self) -> None:
         if self.pidfd >= 0:
-            os.close(self.pidfd)
+            posix.close(self.pidfd)
             self.pidfd = -1
 
     def __del__(self) -> None:

@@ -16,9 +16,9 @@ in Python (not decoded) encode like runc's Go structs: empty optional fields are
 
 from __future__ import annotations
 
-import os
+import posix
 
-from . import jsonfast
+from . import jsonfast, pathnames
 from .errors import SpecError
 from .records import MISSING, collect, field, fields
 
@@ -28,6 +28,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
     from collections.abc import Callable
+    from os import PathLike
     from typing import Any, ClassVar, NoReturn, Self, TypeVar, dataclass_transform
 
     _T = TypeVar("_T")
@@ -1279,9 +1280,9 @@ def loads(text: str | bytes, source: str = "config.json") -> Spec:
     return Spec.from_dict(data, source)
 
 
-def load(path: str | os.PathLike[str]) -> Spec:
+def load(path: str | PathLike[str]) -> Spec:
     """Read and validate a config.json file."""
-    name = os.fspath(path)
+    name = posix.fspath(path)
     try:
         with open(name, "rb") as fh:
             raw = fh.read()
@@ -1315,7 +1316,7 @@ def _cgroup2_unified(mountinfo: str = "/proc/self/mountinfo") -> bool:
             return fstype == "cgroup2"
     except OSError:
         pass
-    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return pathnames.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
 def default_spec(rootless: bool = False, cgroupns: bool | None = None) -> Spec:
@@ -1395,11 +1396,11 @@ def _to_rootless(spec: Spec) -> None:
     assert linux is not None
     linux.namespaces = [ns for ns in linux.namespaces if ns.type not in ("network", "user")]
     linux.namespaces.append(Namespace("user"))
-    linux.uid_mappings = [IDMapping(container_id=0, host_id=os.geteuid(), size=1)]
-    linux.gid_mappings = [IDMapping(container_id=0, host_id=os.getegid(), size=1)]
+    linux.uid_mappings = [IDMapping(container_id=0, host_id=posix.geteuid(), size=1)]
+    linux.gid_mappings = [IDMapping(container_id=0, host_id=posix.getegid(), size=1)]
     mounts: list[Mount] = []
     for m in spec.mounts:
-        if os.path.normpath(m.destination) == "/sys":
+        if pathnames.normpath(m.destination) == "/sys":
             # sysfs cannot be mounted without owning the network namespace: bind the host's.
             mounts.append(
                 Mount("/sys", "none", "/sys", ["rbind", "nosuid", "noexec", "nodev", "ro"])

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
+import posix
 
 from . import jsonfast as json
+from . import pathnames
 from .errors import ConfigError, ContainerExists, ContainerkitError, ContainerNotFound
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
 if TYPE_CHECKING:
+    from os import stat_result
     from typing import Any
 
 OCI_VERSION = "1.3.0"
@@ -113,38 +115,38 @@ class StateDir:
     def __init__(self, root: str, container_id: str) -> None:
         self.root = root
         self.id = check_id(container_id)
-        self.path = os.path.join(root, container_id)
+        self.path = pathnames.join(root, container_id)
         self._lock_fd = -1
 
     # -- existence -------------------------------------------------------------------
     def make(self) -> None:
         """Create the directory exclusively: a second create of the same id fails here."""
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        pathnames.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
-            os.mkdir(self.path, 0o711)
+            posix.mkdir(self.path, 0o711)
         except FileExistsError:
             raise ContainerExists(f"container {self.id!r} already exists") from None
 
     def exists(self) -> bool:
-        return os.path.isfile(os.path.join(self.path, "state.json"))
+        return pathnames.isfile(pathnames.join(self.path, "state.json"))
 
     def remove(self) -> None:
         try:
-            for name in os.listdir(self.path):
-                os.unlink(os.path.join(self.path, name))
-            os.rmdir(self.path)
+            for name in posix.listdir(self.path):
+                posix.unlink(pathnames.join(self.path, name))
+            posix.rmdir(self.path)
         except FileNotFoundError:
             pass
 
     # -- locking ---------------------------------------------------------------------
     def lock(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
         except FileNotFoundError:
             raise ContainerNotFound(f"container {self.id!r} does not exist") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock_fd = fd
-        if os.fstat(fd).st_nlink == 0:            # deleted while we waited
+        if posix.fstat(fd).st_nlink == 0:            # deleted while we waited
             self.unlock()
             raise ContainerNotFound(f"container {self.id!r} does not exist")
 
@@ -153,7 +155,7 @@ class StateDir:
         # waiting on the same StateDir (exec from threads) sets its own fd once it holds it
         fd, self._lock_fd = self._lock_fd, -1
         if fd >= 0:
-            os.close(fd)
+            posix.close(fd)
 
     def __enter__(self) -> StateDir:
         self.lock()
@@ -164,10 +166,10 @@ class StateDir:
 
     # -- files -----------------------------------------------------------------------
     def write_file(self, name: str, data: bytes) -> None:
-        write_atomic(os.path.join(self.path, name), data)
+        write_atomic(pathnames.join(self.path, name), data)
 
     def save(self, state: State) -> None:
-        written = write_atomic(os.path.join(self.path, "state.json"),
+        written = write_atomic(pathnames.join(self.path, "state.json"),
                                json.dumps(state.__dict__, separators=(",", ":")).encode())
         # the companion of this state.json; when there cannot be one, the stale one
         # is ignored anyway (it names another state.json)
@@ -176,7 +178,7 @@ class StateDir:
             self.write_file("state.fast", fast)
 
     def load(self) -> State:
-        path = os.path.join(self.path, "state.json")
+        path = pathnames.join(self.path, "state.json")
         try:
             with open(path, "rb") as f:
                 raw = json.loads(f.read())
@@ -188,14 +190,14 @@ class StateDir:
 
     @property
     def fifo_path(self) -> str:
-        return os.path.join(self.path, "exec.fifo")
+        return pathnames.join(self.path, "exec.fifo")
 
     @property
     def spec_path(self) -> str:
-        return os.path.join(self.path, "config.json")
+        return pathnames.join(self.path, "config.json")
 
 
-def fast_companion(state: State, written: os.stat_result) -> bytes:
+def fast_companion(state: State, written: stat_result) -> bytes:
     """``state.fast``: what the native front end (_native/launcher.c) needs to answer
     ``state``, ``start`` and ``delete`` without Python. Plain "key value" lines (the
     state.json it goes with, by inode and mtime, so a stale companion is never used; the
@@ -221,23 +223,23 @@ def fast_companion(state: State, written: os.stat_result) -> bytes:
             f"tail {len(parts[2])}\n\n").encode() + b"".join(parts)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> os.stat_result:
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> stat_result:
     """Temp file in the same directory, then rename: readers see old or new, never half.
     Returns the file's stat (the rename keeps its inode and mtime)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    tmp = f"{path}.{posix.getpid()}.tmp"
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
-        written = os.fstat(fd)
+            view = view[posix.write(fd, view):]
+        written = posix.fstat(fd)
     finally:
-        os.close(fd)
+        posix.close(fd)
     try:
-        os.rename(tmp, path)
+        posix.rename(tmp, path)
     except OSError:
         try:
-            os.unlink(tmp)
+            posix.unlink(tmp)
         except OSError:
             pass
         raise
@@ -246,8 +248,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> os.stat_result:
 
 def list_ids(root: str) -> list[str]:
     try:
-        return sorted(n for n in os.listdir(root)
-                      if os.path.isfile(os.path.join(root, n, "state.json")))
+        return sorted(n for n in posix.listdir(root)
+                      if pathnames.isfile(pathnames.join(root, n, "state.json")))
     except FileNotFoundError:
         return []
     except OSError as e:

@@ -7,7 +7,7 @@ its main arguments. Paths are ``bytes``. ``ffi`` and ``lib`` are re-exported for
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ._ck_native import ffi, lib
 
@@ -59,7 +59,7 @@ MOUNT_ATTR_IDMAP = 0x100000
 
 def _fail(call: str) -> OSError:
     err = ffi.errno
-    return OSError(err, f"{call}: {os.strerror(err)}")
+    return OSError(err, f"{call}: {posix.strerror(err)}")
 
 
 _clone3_into_cgroup: list[bool] = []  # the probe's answer (not functools: ~1 ms import)
@@ -119,12 +119,12 @@ def spawn(flags: int, cgroup_fd: int, ops: Any, sync_fd: int,
     region = ffi.new("void **")
     size = ffi.new("size_t *")
     if pidns_fd >= 0:
-        restore = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        restore = posix.open("/proc/thread-self/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
         try:
             pid = lib.ck_spawn_pidns(pidns_fd, restore, flags, cgroup_fd, pidfd, into, ops,
                                      len(ops), sync_fd, int(share_mm), region, size)
         finally:
-            os.close(restore)
+            posix.close(restore)
     else:
         pid = lib.ck_spawn(flags, cgroup_fd, pidfd, into, ops, len(ops), sync_fd,
                            int(share_mm), region, size)
@@ -249,7 +249,7 @@ def bpf_prog_load(prog_type: int, insns: bytes, license: bytes = b"GPL",
         lines = [ln for ln in detail.splitlines() if ln and not ln.startswith("processed")]
         tail = f" (verifier: {lines[-1]})" if lines else ""
         raise OSError(err, f"bpf(BPF_PROG_LOAD, type={prog_type}, "
-                           f"{len(insns) // 8} insns): {os.strerror(err)}{tail}")
+                           f"{len(insns) // 8} insns): {posix.strerror(err)}{tail}")
     return int(r)
 
 
@@ -289,7 +289,7 @@ def bpf_prog_id(prog_fd: int) -> int:
 def open_tree(path: bytes, flags: int) -> int:
     """open_tree(AT_FDCWD, path, flags | OPEN_TREE_CLOEXEC): with OPEN_TREE_CLONE, a
     detached copy of the mount (tree, with AT_RECURSIVE) at ``path``."""
-    fd = lib.ck_open_tree(-100, path, flags | os.O_CLOEXEC)
+    fd = lib.ck_open_tree(-100, path, flags | posix.O_CLOEXEC)
     if fd < 0:
         raise _fail(f"open_tree({path!r}, {flags:#x})")
     return int(fd)

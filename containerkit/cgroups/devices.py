@@ -22,7 +22,7 @@ Instructions are assembled here; ``syscalls.bpf_*`` make the calls.
 
 from __future__ import annotations
 
-import os
+import posix
 
 from ..errors import ConfigError, UnsupportedError
 
@@ -230,7 +230,7 @@ def _load(code: bytes) -> int:
                              name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE,
                              log_size=1 << 16)
     if len(_loaded) >= _MAX_CACHED:
-        os.close(_loaded.pop(next(iter(_loaded))))
+        posix.close(_loaded.pop(next(iter(_loaded))))
     _loaded[code] = fd
     return fd
 
@@ -247,7 +247,7 @@ def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> N
             del _assembled[next(iter(_assembled))]
         code = _assembled[key] = assemble(key)
     try:
-        dirfd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dirfd = posix.open(cgroup_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except OSError as e:
         raise UnsupportedError(f"linux.resources.devices: {cgroup_dir}: {e.strerror}") from None
     try:
@@ -265,7 +265,7 @@ def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> N
             f"BPF_CGROUP_DEVICE program on {cgroup_dir}: {e}; refusing to run without "
             "them") from None
     finally:
-        os.close(dirfd)
+        posix.close(dirfd)
 
 
 def _detach(dirfd: int, prog_id: int) -> None:
@@ -280,4 +280,4 @@ def _detach(dirfd: int, prog_id: int) -> None:
     except FileNotFoundError:
         pass                                # detached meanwhile
     finally:
-        os.close(fd)
+        posix.close(fd)

@@ -8,10 +8,11 @@ Works on a pure v2 host (``/sys/fs/cgroup``) and on a hybrid one (cgroup2 at
 from __future__ import annotations
 
 import _signal as signal  # not signal: its enums import enum (CLI start-up)
-import os
+import posix
 import select
 import time
 
+from .. import pathnames
 from ..errors import UnsupportedError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
@@ -32,7 +33,7 @@ def cgroup2_mountpoint() -> str:
     global _mountpoint_cache
     if _mountpoint_cache is None:
         for usual in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-            if os.path.exists(f"{usual}/cgroup.controllers"):
+            if pathnames.exists(f"{usual}/cgroup.controllers"):
                 _mountpoint_cache = usual
                 return usual
         found = ""
@@ -61,8 +62,8 @@ def container_cgroup_path(container_id: str, cgroups_path: str | None) -> str:
     elif cgroups_path.startswith("/"):
         rel = cgroups_path.lstrip("/")
     else:
-        rel = os.path.join(_own_cgroup().lstrip("/"), cgroups_path)
-    path = os.path.normpath(os.path.join(root, rel))
+        rel = pathnames.join(_own_cgroup().lstrip("/"), cgroups_path)
+    path = pathnames.normpath(pathnames.join(root, rel))
     if path == root or not path.startswith(root + "/"):
         raise UnsupportedError(f"linux.cgroupsPath: {cgroups_path!r} is outside the cgroup tree")
     return path
@@ -70,11 +71,11 @@ def container_cgroup_path(container_id: str, cgroups_path: str | None) -> str:
 
 def _write(path: str, data: str) -> None:
     """One write(2) on an existing cgroupfs file (never created)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
     try:
-        os.write(fd, data.encode())
+        posix.write(fd, data.encode())
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def _own_cgroup() -> str:
@@ -93,23 +94,23 @@ class Cgroup:
 
     def create(self) -> int:
         """mkdir -p; returns an O_DIRECTORY fd for CLONE_INTO_CGROUP (caller closes it)."""
-        os.makedirs(self.path, mode=0o755, exist_ok=True)
-        return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        pathnames.makedirs(self.path, mode=0o755, exist_ok=True)
+        return posix.open(self.path, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
 
     def add(self, pid: int) -> None:
-        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+        with open(pathnames.join(self.path, "cgroup.procs"), "w") as f:
             f.write(str(pid))
 
     def pids(self) -> list[int]:
         try:
-            with open(os.path.join(self.path, "cgroup.procs")) as f:
+            with open(pathnames.join(self.path, "cgroup.procs")) as f:
                 return [int(x) for x in f.read().split()]
         except FileNotFoundError:
             return []
 
     def populated(self) -> bool:
         try:
-            with open(os.path.join(self.path, "cgroup.events")) as f:
+            with open(pathnames.join(self.path, "cgroup.events")) as f:
                 for line in f:
                     if line.startswith("populated "):
                         return line.split()[1] == "1"
@@ -121,14 +122,14 @@ class Cgroup:
         """cgroup.kill where the kernel has it (5.14+), else signal each pid."""
         if sig == signal.SIGKILL:
             try:
-                with open(os.path.join(self.path, "cgroup.kill"), "w") as f:
+                with open(pathnames.join(self.path, "cgroup.kill"), "w") as f:
                     f.write("1")
                 return
             except FileNotFoundError:
                 pass
         for pid in self.pids():
             try:
-                os.kill(pid, sig)
+                posix.kill(pid, sig)
             except ProcessLookupError:
                 pass
 
@@ -137,7 +138,7 @@ class Cgroup:
     def frozen(self) -> bool:
         """Whether the cgroup is asked to be frozen (``cgroup.freeze`` reads 1)."""
         try:
-            with open(os.path.join(self.path, "cgroup.freeze"), "rb") as f:
+            with open(pathnames.join(self.path, "cgroup.freeze"), "rb") as f:
                 return f.read().strip() == b"1"
         except OSError:
             return False
@@ -147,9 +148,9 @@ class Cgroup:
         reports ``frozen 1`` (or ``frozen 0``). A freeze that does not complete in time is
         undone (thawed) and raises TimeoutError."""
         want = b"frozen 1" if frozen else b"frozen 0"
-        events = os.path.join(self.path, "cgroup.events")
+        events = pathnames.join(self.path, "cgroup.events")
         with open(events, "rb") as f:       # opened first: no change can be missed
-            _write(os.path.join(self.path, "cgroup.freeze"), "1" if frozen else "0")
+            _write(pathnames.join(self.path, "cgroup.freeze"), "1" if frozen else "0")
             deadline = time.monotonic() + timeout
             poller = select.poll()
             poller.register(f.fileno(), select.POLLPRI | select.POLLERR)
@@ -160,7 +161,7 @@ class Cgroup:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     if frozen:
-                        _write(os.path.join(self.path, "cgroup.freeze"), "0")
+                        _write(pathnames.join(self.path, "cgroup.freeze"), "0")
                     state = "frozen" if frozen else "thawed"
                     raise TimeoutError(f"{self.path}: not {state} after {timeout}s")
                 poller.poll(min(left, 0.1) * 1000)
@@ -169,13 +170,13 @@ class Cgroup:
         """Kill what is left, wait until the cgroup is empty, rmdir it (and empty parents
         that containerkit made, up to ``containerkit/``). A frozen cgroup is thawed once
         its processes are killed (SIGKILL reaches frozen tasks; thawing makes sure)."""
-        if not os.path.isdir(self.path):
+        if not pathnames.isdir(self.path):
             return
         if self.populated():
             self.kill_all()
             if self.frozen():
                 try:
-                    _write(os.path.join(self.path, "cgroup.freeze"), "0")
+                    _write(pathnames.join(self.path, "cgroup.freeze"), "0")
                 except OSError:
                     pass
             try:
@@ -183,17 +184,17 @@ class Cgroup:
             except OSError as e:
                 # removed by another process (a concurrent delete) while we waited:
                 # cgroupfs answers ENODEV on the open file of a removed cgroup
-                if isinstance(e, TimeoutError) or os.path.isdir(self.path):
+                if isinstance(e, TimeoutError) or pathnames.isdir(self.path):
                     raise
                 return
         try:
-            os.rmdir(self.path)
+            posix.rmdir(self.path)
         except FileNotFoundError:
             return
-        parent = os.path.dirname(self.path)
-        if os.path.basename(parent) == "containerkit":
+        parent = pathnames.dirname(self.path)
+        if pathnames.basename(parent) == "containerkit":
             try:
-                os.rmdir(parent)
+                posix.rmdir(parent)
             except OSError:
                 pass                     # another container still lives there
 
@@ -201,7 +202,7 @@ class Cgroup:
         """Until cgroup.events says "populated 0". The kernel delays a notification that
         comes within 10 ms of the one before (CGROUP_FILE_NOTIFY_MIN_INTV), e.g. a kill
         soon after the start: the file is read again after 1, 2, 4... ms meanwhile."""
-        events = os.path.join(self.path, "cgroup.events")
+        events = pathnames.join(self.path, "cgroup.events")
         deadline = time.monotonic() + timeout
         pause = 0.001
         with open(events, "rb") as f:

@@ -11,8 +11,8 @@ leaving it to the caller's subreaper (conmon and containerd-shim are subreapers)
 from __future__ import annotations
 
 import _signal as signal  # not signal: its enums import enum (~3 ms of every exec)
-import os
 
+from .. import pathnames
 from ..errors import ConfigError, UnsupportedError
 from .args import REMAINDER
 from .main import Context, UsageError
@@ -172,7 +172,7 @@ def do_exec(args: Any, ctx: Context) -> int:
     forwarder = None if args.detach else SignalGuard(FORWARDED)
     try:
         process = container.new_process(
-            proc, console_socket=os.path.abspath(args.console_socket)
+            proc, console_socket=pathnames.abspath(args.console_socket)
             if args.console_socket else None, preserve_fds=total, listen_fds=listen)
         try:
             if args.pid_file:

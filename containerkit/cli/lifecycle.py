@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import _signal as signal  # not signal: its enums import enum (~3 ms for `kill`)
-import os
+import posix
 
+from .. import pathnames
 from ..errors import ConfigError, ContainerExists, ContainerkitError, InvalidState
 from .main import CLIError, Context, UsageError
 
@@ -127,9 +128,9 @@ def listen_fds() -> int:
     """Socket activation (as runc, go-systemd's activation.Files): the fds systemd passed
     to this very process (LISTEN_PID is ours) cross into the container first."""
     try:
-        if int(os.environ.get("LISTEN_PID", "")) != os.getpid():
+        if int(posix.environ.get(b"LISTEN_PID", b"")) != posix.getpid():
             return 0
-        return max(int(os.environ.get("LISTEN_FDS", "")), 0)
+        return max(int(posix.environ.get(b"LISTEN_FDS", b"")), 0)
     except ValueError:
         return 0
 
@@ -141,7 +142,7 @@ def passed_fds(ctx: Context, preserve: int) -> tuple[int, int]:
     total = listen + preserve
     for fd in range(3, 3 + total):
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError:
             raise UsageError(f"--preserve-fds {preserve}: fd {fd} is not open") from None
     if 3 <= ctx.log.fd < 3 + total:
@@ -158,7 +159,7 @@ def _create(args: Any, ctx: Context, guard: SignalGuard, detach: bool) -> Contai
     from ..native.driver import NativeDriver
 
     guard.check()
-    config = Bundle(args.bundle or os.getcwd(), id=args.id, root=ctx.root)
+    config = Bundle(args.bundle or posix.getcwd(), id=args.id, root=ctx.root)
     process = config.load().process
     check_terminal(bool(process and process.terminal), detach, args.console_socket)
     total, listen = passed_fds(ctx, args.preserve_fds)
@@ -168,7 +169,7 @@ def _create(args: Any, ctx: Context, guard: SignalGuard, detach: bool) -> Contai
     except ContainerExists:
         # runc's words (clients match on them)
         raise CLIError(f"container with given ID already exists: {args.id!r}") from None
-    container.console_socket = os.path.abspath(args.console_socket) \
+    container.console_socket = pathnames.abspath(args.console_socket) \
         if args.console_socket else None
     container.preserve_fds = total
     container.listen_fds = listen
@@ -329,7 +330,7 @@ def write_pid_file(path: str, pid: int) -> None:
     """``--pid-file``: the decimal pid, no newline (runc's format), written atomically."""
     from ..state import write_atomic
 
-    path = os.path.abspath(path)
+    path = pathnames.abspath(path)
     try:
         write_atomic(path, str(pid).encode())
     except OSError as e:

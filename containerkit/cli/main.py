@@ -13,10 +13,10 @@ is 1. No traceback reaches the user; ``--debug`` writes it to the log instead.
 from __future__ import annotations
 
 import errno
-import os
+import posix
 import sys
 
-from .. import __version__
+from .. import __version__, pathnames
 from ..errors import ContainerkitError, ContainerNotFound
 from ..state import DEFAULT_ROOT
 
@@ -86,7 +86,8 @@ class Log:
     def open(self, path: str) -> None:
         """Open the --log file (append, like runc); failing to open it is an error."""
         try:
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self.fd = posix.open(path, posix.O_WRONLY | posix.O_CREAT | posix.O_APPEND
+                                 | posix.O_CLOEXEC, 0o644)
         except OSError as e:
             raise UsageError(f"--log {path}: {error_message(e)}") from None
 
@@ -94,7 +95,7 @@ class Log:
         if self.fd < 0:
             return False
         try:
-            os.write(self.fd, (self._record(level, msg) + "\n").encode())
+            posix.write(self.fd, (self._record(level, msg) + "\n").encode())
         except OSError:
             return False
         return True
@@ -179,7 +180,7 @@ def _check_global(opts: dict[str, Any], log: Log) -> None:
 
 def _systemd_refusal() -> str:
     """Why --systemd-cgroup is refused: no systemd here, or no systemd driver yet."""
-    if not os.path.isdir("/run/systemd/system"):
+    if not pathnames.isdir("/run/systemd/system"):
         return ("--systemd-cgroup: no systemd cgroup manager on this host "
                 "(/run/systemd/system is missing); drop the flag: containerkit manages "
                 "cgroup v2 directly")
@@ -229,27 +230,27 @@ def _version() -> str:
 
 def _commit() -> str:
     """The git commit of the source tree this package runs from, if it is a checkout."""
-    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    git = os.path.join(top, ".git")
+    top = pathnames.dirname(pathnames.dirname(pathnames.dirname(pathnames.abspath(__file__))))
+    git = pathnames.join(top, ".git")
     try:
-        if os.path.isfile(git):              # a worktree: "gitdir: <path>"
+        if pathnames.isfile(git):              # a worktree: "gitdir: <path>"
             with open(git) as f:
                 git = f.read().split(":", 1)[1].strip()
-        with open(os.path.join(git, "HEAD")) as f:
+        with open(pathnames.join(git, "HEAD")) as f:
             head = f.read().strip()
         if not head.startswith("ref: "):
             return head
         ref = head[5:]
         common = git
-        if os.path.isfile(os.path.join(git, "commondir")):
-            with open(os.path.join(git, "commondir")) as f:
-                common = os.path.join(git, f.read().strip())
+        if pathnames.isfile(pathnames.join(git, "commondir")):
+            with open(pathnames.join(git, "commondir")) as f:
+                common = pathnames.join(git, f.read().strip())
         for base in (git, common):
-            path = os.path.join(base, ref)
-            if os.path.isfile(path):
+            path = pathnames.join(base, ref)
+            if pathnames.isfile(path):
                 with open(path) as f:
                     return f.read().strip()
-        with open(os.path.join(common, "packed-refs")) as f:
+        with open(pathnames.join(common, "packed-refs")) as f:
             for line in f:
                 if line.rstrip().endswith(" " + ref):
                     return line.split()[0]
@@ -287,14 +288,15 @@ def error_message(exc: BaseException) -> str:
         text = exc.strerror or str(exc)
         if exc.errno in _LOWER:
             text = _LOWER[exc.errno]
-        where = " ".join(os.fsdecode(f) for f in (exc.filename, exc.filename2) if f is not None)
+        where = " ".join(pathnames.fsdecode(f) for f in (exc.filename, exc.filename2)
+                         if f is not None)
         msg = f"{where}: {text}" if where else text
     elif isinstance(exc, CLIError | ContainerkitError):
         msg = str(exc)
     else:
         msg = f"internal error: {type(exc).__name__}: {exc}"
     for code, lower in _LOWER.items():
-        msg = msg.replace(os.strerror(code), lower)
+        msg = msg.replace(posix.strerror(code), lower)
     return " ".join(msg.split()) or type(exc).__name__
 
 
@@ -340,7 +342,7 @@ def run() -> NoReturn:
     threading = sys.modules.get("threading")
     if isinstance(status, int) and atexit._ncallbacks() == 0 and (
             threading is None or threading.active_count() == 1):
-        os._exit(status & 0xFF)
+        posix._exit(status & 0xFF)
     sys.exit(status)
 
 
@@ -371,7 +373,7 @@ def _main(argv: list[str], log: Log) -> int:
         args = build_parser(verb).parse_args(rest)
     except ParseError as e:
         raise UsageError(str(e)) from None
-    ctx = Context(os.path.abspath(opts["root"]), log)
+    ctx = Context(pathnames.abspath(opts["root"]), log)
     log.debug(f"{verb} {' '.join(rest)} (root {ctx.root})")
     status = args._run(args, ctx)
     sys.stdout.flush()
@@ -381,9 +383,9 @@ def _main(argv: list[str], log: Log) -> int:
 def _quiet_stdout() -> None:
     # stdout's reader went away (e.g. `containerkit list | head -1`): stop writing quietly
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        devnull = posix.open(pathnames.DEVNULL, posix.O_WRONLY)
+        posix.dup2(devnull, sys.stdout.fileno())
+        posix.close(devnull)
     except (OSError, ValueError):
         pass
 

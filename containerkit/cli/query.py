@@ -6,10 +6,11 @@ loaded without the native driver (no cffi) and its spec is never decoded.
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 
 from .. import jsonfast as json
+from .. import pathnames
 from .main import Context
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs ~2 ms of start-up
@@ -49,7 +50,7 @@ def _owner(path: str) -> str:
     import pwd
 
     try:
-        uid = os.stat(path).st_uid
+        uid = posix.stat(path).st_uid
     except OSError:
         return ""
     try:
@@ -73,7 +74,7 @@ def do_list(args: Any, ctx: Context) -> int:
             # like runc: one unreadable container does not hide the others
             ctx.log.error(f"load container {cid}: {error_message(e)}")
             continue
-        doc["owner"] = _owner(os.path.join(ctx.root, cid))
+        doc["owner"] = _owner(pathnames.join(ctx.root, cid))
         items.append(doc)
     if args.quiet:
         sys.stdout.write("".join(f"{d['id']}\n" for d in items))

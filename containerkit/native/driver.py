@@ -16,9 +16,10 @@ a process that exits after ``create`` (the CLI) leaves it to the init.
 from __future__ import annotations
 
 import _signal as signal  # not signal: its enums import enum (CLI start-up)
-import os
+import posix
 from _weakref import ref  # not weakref: its import costs every create/run ~1 ms
 
+from .. import pathnames
 from ..cgroups import Cgroup, container_cgroup_path
 from ..errors import ContainerkitError, InvalidState, SetupError, UnsupportedError
 from ..process import Process
@@ -114,12 +115,12 @@ class NativeDriver:
             if asked:
                 raise UnsupportedError(
                     f"linux.resources.{asked}: this unprivileged user cannot create a "
-                    f"cgroup under {os.path.dirname(cgroup.path)} (no cgroup delegation); "
+                    f"cgroup under {pathnames.dirname(cgroup.path)} (no cgroup delegation); "
                     "remove linux.resources or delegate a cgroup")
             cgroup = None       # rootless without delegation, as runc's rootless mode
         fifo = container.statedir.fifo_path
-        os.mkfifo(fifo, 0o600)
-        fifo_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)  # a reader+writer: reads block
+        posix.mkfifo(fifo, 0o600)
+        fifo_fd = posix.open(fifo, posix.O_RDWR | posix.O_CLOEXEC)  # a reader+writer: reads block
         parent_sock, child_sock = sync.channel()
         cgroup_fd = -1
         plan = None
@@ -140,7 +141,7 @@ class NativeDriver:
                 cgroup_fd = cgroup.create()
                 # recorded before anything runs in it: a create killed half-way is cleaned
                 # up by remove_abandoned (delete --force) through this link
-                os.symlink(cgroup.path, os.path.join(container.statedir.path, "cgroup"))
+                posix.symlink(cgroup.path, pathnames.join(container.statedir.path, "cgroup"))
                 if linux is not None and linux.resources is not None:
                     cgroup.set_resources(linux.resources)   # limits hold from the start
             pid, pidfd, placed, memory = syscalls.spawn(
@@ -154,11 +155,11 @@ class NativeDriver:
             raise
         finally:
             child_sock.close()
-            os.close(fifo_fd)
+            posix.close(fifo_fd)
             if plan is not None:
                 plan.close(keep_states=pid is not None)
             if cgroup_fd >= 0:
-                os.close(cgroup_fd)
+                posix.close(cgroup_fd)
         process = Process(pid, pidfd, is_child=True)
         if memory is not None:
             _remember_memory(container, memory)
@@ -180,7 +181,7 @@ class NativeDriver:
                 _map_user_namespace(pid, plan, parent_sock)
             if plan.forks_init:                     # the child forks the init and exits
                 init_pid = sync.expect_init(parent_sock)
-                init = Process(init_pid, os.pidfd_open(init_pid), is_child=True)
+                init = Process(init_pid, posix.pidfd_open(init_pid), is_child=True)
                 process.wait()
                 process = init
                 pid = init_pid
@@ -198,13 +199,13 @@ class NativeDriver:
                 from .console import send_master
 
                 send_master(console_sock, master)
-                os.close(master)
+                posix.close(master)
                 master = -1
         except BaseException:
             # while the init (waiting on the sync socket) still holds its namespace
             _move_devices_back(container, failed_create=True)
             if master >= 0:
-                os.close(master)
+                posix.close(master)
             parent_sock.close()
             process.signal(signal.SIGKILL)
             process.wait()
@@ -274,12 +275,13 @@ class NativeDriver:
             fork = False
             if not _same_namespace(pid, "pid"):
                 if _may_setns_pid():
-                    pidns_fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+                    pidns_fd = posix.open(f"/proc/{pid}/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
                     fds.append(pidns_fd)
                 else:   # unprivileged: the child joins it with the user namespace, forks
                     fork = True
             if cgroup is not None:
-                cgroup_fd = os.open(cgroup.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                cgroup_fd = posix.open(cgroup.path,
+                                       posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
                 fds.append(cgroup_fd)
             if not init.alive():    # the /proc files opened above may be of a recycled pid
                 raise InvalidState(f"cannot exec in container {container.id!r}: its init "
@@ -304,7 +306,7 @@ class NativeDriver:
         finally:
             child_sock.close()
             for fd in fds:
-                os.close(fd)
+                posix.close(fd)
         process = Process(child, pidfd, is_child=True)
         master = -1
         try:
@@ -314,7 +316,7 @@ class NativeDriver:
             try:
                 if plan.forks_init:     # the child forked the process (INIT) and exits
                     forked = sync.expect_init(parent_sock)
-                    forked_process = Process(forked, os.pidfd_open(forked), is_child=True)
+                    forked_process = Process(forked, posix.pidfd_open(forked), is_child=True)
                     process.wait()
                     process, child = forked_process, forked
                 if proc.terminal:
@@ -333,11 +335,11 @@ class NativeDriver:
                 from .console import send_master
 
                 send_master(console_sock, master)
-                os.close(master)
+                posix.close(master)
                 master = -1
         except BaseException:
             if master >= 0:
-                os.close(master)
+                posix.close(master)
             if process.alive():
                 process.signal(signal.SIGKILL)
             process.wait()
@@ -384,7 +386,7 @@ class NativeDriver:
 def _move_devices_back(container: Container, failed_create: bool = False) -> None:
     """linux.netDevices go back out of a namespace joined by path (delete), or out of any
     (a failed create, while the init still holds its namespace): netdev.py."""
-    path = os.path.join(container.statedir.path, "netdevices.json")
+    path = pathnames.join(container.statedir.path, "netdevices.json")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -414,7 +416,7 @@ def _fill_hook_states(container: Container, plan: Plan, pid: int) -> None:
     from .. import jsonfast as json  # json imports re, enum...: ~5 ms of every run
 
     for status, fd in plan.state_fds.items():
-        os.write(fd, json.dumps(_hook_state(container, status, pid)).encode())
+        posix.write(fd, json.dumps(_hook_state(container, status, pid)).encode())
 
 
 def _runtime_hooks(container: Container, pid: int) -> None:
@@ -504,9 +506,9 @@ def _may_create(cgroup: Cgroup) -> bool:
     if not rootless():
         return True
     path = cgroup.path
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return os.access(path, os.W_OK | os.X_OK)
+    while not pathnames.exists(path):
+        path = pathnames.dirname(path)
+    return posix.access(path, posix.W_OK | posix.X_OK)
 
 
 def _hand_over_listener(container: Container, sec: oci.Seccomp, sock: _socket.socket,
@@ -524,19 +526,19 @@ def _hand_over_listener(container: Container, sec: oci.Seccomp, sock: _socket.so
         send_to_listener(sec, _hook_state(container, status, pid), fd)
     finally:
         if fd >= 0:
-            os.close(fd)
+            posix.close(fd)
     sync.send(sock, sync.CONTINUE)
 
 
 def _same_namespace(pid: int, name: str) -> bool:
     """Whether the init's namespace ``name`` (a /proc/<pid>/ns file) is this process's."""
     try:
-        theirs = os.stat(f"/proc/{pid}/ns/{name}")
+        theirs = posix.stat(f"/proc/{pid}/ns/{name}")
     except FileNotFoundError:
-        if not os.path.exists(f"/proc/self/ns/{name}"):
+        if not pathnames.exists(f"/proc/self/ns/{name}"):
             return True                 # a namespace type this kernel does not have
         raise ContainerkitError(f"the container's init (pid {pid}) is gone") from None
-    ours = os.stat(f"/proc/self/ns/{name}")
+    ours = posix.stat(f"/proc/self/ns/{name}")
     return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
 
 
@@ -557,7 +559,7 @@ def _init_cgroup(pid: int, container_cgroup: str) -> str:
         with open(f"/proc/{pid}/cgroup") as f:
             for line in f:
                 if line.startswith("0::"):
-                    path = os.path.normpath(cgroup2_mountpoint() + line[3:].strip())
+                    path = pathnames.normpath(cgroup2_mountpoint() + line[3:].strip())
                     if path == container_cgroup or path.startswith(container_cgroup + "/"):
                         return path
     except OSError:
@@ -570,7 +572,7 @@ def _exec_error(container: Container, err: SetupError) -> SetupError:
     stays in it: podman maps that text to 127)."""
     where = f" {err.detail}" if err.detail else ""
     err.args = (f"cannot exec in container {container.id!r}: {err.step}{where}: "
-                f"{os.strerror(err.errno)}",)
+                f"{posix.strerror(err.errno)}",)
     return err
 
 

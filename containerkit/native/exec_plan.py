@@ -24,7 +24,7 @@ The parent learns the outcome on the sync socket: ERROR, or end of file at execv
 
 from __future__ import annotations
 
-import os
+import posix
 
 from .. import spec as oci
 from .. import syscalls as s
@@ -94,7 +94,7 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
 
         initial, final = numa.exec_cpus(proc.exec_cpu_affinity)
         if initial is not None and final is None:
-            final = os.sched_getaffinity(0)    # what the kernel gave the child: ours
+            final = posix.sched_getaffinity(0)    # what the kernel gave the child: ours
     add("reset signals", ops.reset_signals())
     if initial is not None:     # the setup runs on these CPUs (runtime-spec)
         add("execCPUAffinity", ops.affinity(numa.mask_words(initial)), detail="initial")

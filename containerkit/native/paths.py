@@ -8,8 +8,7 @@ mount, a node or a chdir outside it. The parent only checks and normalises the t
 
 from __future__ import annotations
 
-import posixpath
-
+from .. import pathnames
 from ..errors import SpecError
 
 
@@ -20,10 +19,9 @@ def container_path(path: str, field: str) -> str:
         raise SpecError(f"config.json: {field}: must not be empty")
     if "\0" in path:
         raise SpecError(f"config.json: {field}: {path!r} contains a NUL byte")
-    return posixpath.normpath("/" + path.lstrip("/")) if path != "/" else "/"
+    return pathnames.normpath("/" + path.lstrip("/")) if path != "/" else "/"
 
 
 def split(path: str) -> tuple[str, str]:
     """(directory, name) of a clean container path that is not "/"."""
-    directory, name = posixpath.split(path)
-    return directory or "/", name
+    return pathnames.dirname(path) or "/", pathnames.basename(path)

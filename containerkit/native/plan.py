@@ -10,8 +10,9 @@ error report carries.
 
 from __future__ import annotations
 
-import os
+import posix
 
+from .. import pathnames
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import ContainerkitError, SpecError, UnsupportedError
@@ -61,14 +62,14 @@ class Plan:
         """Close the parent's copies of the fds the init inherited; the hook state files
         stay open with ``keep_states`` (the driver fills them once the pid is known)."""
         for fd in self.join_fds:
-            os.close(fd)
+            posix.close(fd)
         self.join_fds.clear()
         if not keep_states:
             self.close_states()
 
     def close_states(self) -> None:
         for fd in self.state_fds.values():
-            os.close(fd)
+            posix.close(fd)
         self.state_fds.clear()
 
 
@@ -96,7 +97,7 @@ def check_supported(spec: oci.Spec) -> None:
                 # startContainer resolves in the container's root, createContainer in its
                 # mount namespace (which may mount over the host's path): not checkable here
                 if name not in ("create_container", "start_container") \
-                        and not os.access(hook.path, os.X_OK):
+                        and not posix.access(hook.path, posix.X_OK):
                     raise SpecError(f"config.json: hooks.{stage}[{i}].path: {hook.path}: "
                                     "not an executable file")
     linux = spec.linux
@@ -110,7 +111,7 @@ def check_supported(spec: oci.Spec) -> None:
         raise UnsupportedError(_lsm_refusal("linux.mountLabel", "selinux"))
     if linux.intel_rdt:
         why = "this host has no resctrl filesystem (/sys/fs/resctrl)" \
-            if not os.path.isdir("/sys/fs/resctrl/info") else "not supported yet"
+            if not pathnames.isdir("/sys/fs/resctrl/info") else "not supported yet"
         raise UnsupportedError(f"linux.intelRdt: {why}; refusing to run without it")
     if linux.net_devices:
         from . import netdev  # lazily: its tables cost every `run` ~1 ms
@@ -282,9 +283,9 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
                           or linux.net_devices)
     # (a failure from here on: build() closes what this plan opened)
     if hooks.create_container:
-        plan.state_fds["creating"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
+        plan.state_fds["creating"] = posix.memfd_create("ck-hook-state", posix.MFD_CLOEXEC)
     if hooks.start_container:
-        plan.state_fds["created"] = os.memfd_create("ck-hook-state", os.MFD_CLOEXEC)
+        plan.state_fds["created"] = posix.memfd_create("ck-hook-state", posix.MFD_CLOEXEC)
     # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
     ours = [fd for fd in (sync_fd, fifo_fd, *plan.join_fds, *plan.state_fds.values())
             if fd in passed]
@@ -385,7 +386,7 @@ def _open_ns(plan: Plan, t: str, path: str) -> int:
     """The namespace file ``path``, kept open until the clone (closed by ``plan.close``,
     also when the build fails)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError as e:
         raise SpecError(f"config.json: linux.namespaces: {t} path {path}: "
                         f"{e.strerror}") from None
@@ -425,4 +426,4 @@ def _candidates(arg0: str, env: list[str]) -> tuple[bytes, ...]:
     for e in env:
         if e.startswith("PATH="):
             path = e[5:]
-    return tuple(os.path.join(d or ".", arg0).encode() for d in path.split(":"))
+    return tuple(pathnames.join(d or ".", arg0).encode() for d in path.split(":"))

@@ -11,8 +11,9 @@ hostile rootfs's symlinks cannot send anything outside it.
 
 from __future__ import annotations
 
-import os
+import posix
 
+from .. import pathnames
 from .. import spec as oci
 from .. import syscalls as s
 from ..errors import SpecError, UnsupportedError
@@ -65,8 +66,8 @@ def _options(m: oci.Mount, field: str) -> MountOptions:
 def _bind_source(m: oci.Mount, bundle: str, field: str) -> str:
     source = m.source or ""
     if not source.startswith("/"):
-        source = os.path.join(bundle, source)  # relative to the bundle
-    if not os.path.exists(source):
+        source = pathnames.join(bundle, source)  # relative to the bundle
+    if not pathnames.exists(source):
         raise SpecError(f"config.json: {field}.source: {source}: no such file or directory")
     return source
 
@@ -118,7 +119,7 @@ def open_idmapped_mounts(plan: Plan, spec: oci.Spec, bundle: str) -> None:
                 source, opts, userns[key], field, lambda fd: plan.join_fds.append(fd))
     finally:
         for fd in userns.values():
-            os.close(fd)
+            posix.close(fd)
 
 
 def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
@@ -137,7 +138,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
     if shared:
         # the rootfs's parent mount must not be shared: the rootfs bind and every mount
         # under it would propagate to the host (and pivot_root refuses a shared parent)
-        parent = _mount_point(os.path.dirname(rootfs.rstrip("/")) or "/")
+        parent = _mount_point(pathnames.dirname(rootfs.rstrip("/")) or "/")
         add("rootfs parent private", ops.mount(None, parent.encode(), None, s.MS_PRIVATE),
             detail=parent)
     add("rootfs bind", ops.mount(broot, broot, None, s.MS_BIND | s.MS_REC), detail=rootfs)
@@ -181,7 +182,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             check_bind_data(opts, field)
             source = _bind_source(m, bundle, field)
             kind = on_proc | (ops.MNT_REC if opts.recursive else 0) \
-                | (0 if os.path.isdir(source) else ops.MNT_FILE)
+                | (0 if pathnames.isdir(source) else ops.MNT_FILE)
             tree = plan.mount_trees.get(i, -1)
             add("mount", ops.mount_at(source.encode(), dest.encode(), None, None, kind,
                                       (0, 0, 0, 0) if tree >= 0 else opts.attrs,
@@ -214,7 +215,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
                 _bind_device(plan, f"/dev/{name}")
                 continue
             add("mknod", ops.make_device_at(b"/dev", name.encode(), 0o020666,
-                                            os.makedev(major, minor), 0, 0),
+                                            posix.makedev(major, minor), 0, 0),
                 detail=f"/dev/{name}")
         for target, name in DEV_SYMLINKS:
             add("symlink", ops.symlink_at(target, b"/dev", name),
@@ -235,7 +236,7 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
             _bind_device(plan, path, f"config.json: {field}.path")
             continue
         add("mknod", ops.make_device_at(directory.encode(), name.encode(), mode,
-                                        os.makedev(d.major or 0, d.minor or 0),
+                                        posix.makedev(d.major or 0, d.minor or 0),
                                         d.uid or 0, d.gid or 0), detail=path)
 
     plan.steps += before_root or ()
@@ -292,7 +293,9 @@ def _under(path: str, top: str) -> bool:
 
 def _mount_point(path: str) -> str:
     """The mount point of the mount that holds ``path`` (host side, from mountinfo)."""
-    real = os.path.realpath(path)
+    from os.path import realpath  # shared rootfs propagation only (see pathnames.py)
+
+    real = realpath(path)
     points = [point for _, point, _ in _mountinfo() if _under(real, point)]
     return max(points, key=len, default="/")
 
@@ -300,7 +303,9 @@ def _mount_point(path: str) -> str:
 def _host_proc_sys(rootfs: str) -> tuple[bytes, ...]:
     """The host's full procfs and sysfs mounts outside the rootfs (runc's msMoveRoot
     hides these before the MS_MOVE: a chroot would leave them in the namespace)."""
-    real = os.path.realpath(rootfs)
+    from os.path import realpath  # --no-pivot only (see pathnames.py)
+
+    real = realpath(rootfs)
     return tuple(point.encode() for root, point, fstype in _mountinfo()
                  if root == "/" and fstype in ("proc", "sysfs") and not _under(point, real))
 
@@ -312,7 +317,7 @@ def _host_bind(m: oci.Mount, source: str) -> oci.Mount:
 def _bind_device(plan: Plan, path: str, field: str = "") -> None:
     """In a user namespace mknod is refused: bind the host's node instead (runc does),
     onto a file made inside the root at the same container path."""
-    if field and not os.path.exists(path):
+    if field and not pathnames.exists(path):
         raise SpecError(f"{field}: {path}: no such device on the host to bind (mknod is "
                         "not allowed in a user namespace)")
     plan.add("mount", ops.mount_at(path.encode(), path.encode(), None, None, ops.MNT_FILE,

@@ -41,7 +41,7 @@ is the whole message ("path: exited with status 1: last line of output").
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 from _socket import (
     AF_UNIX,
@@ -122,7 +122,7 @@ def read_message_fd(sock: socket) -> tuple[bytes, int]:
            for level, kind, data in ancillary if level == SOL_SOCKET and kind == SCM_RIGHTS
            for k in range(0, len(data) - len(data) % 4, 4)]
     for extra in fds[1:]:
-        os.close(extra)
+        posix.close(extra)
     return msg, fds[0] if fds else -1
 
 
@@ -130,7 +130,7 @@ def expect_console(sock: socket) -> int:
     """The pty master the init sends before CREATED (``process.terminal``)."""
     msg, fd = read_message_fd(sock)
     if fd >= 0 and msg != CONSOLE:
-        os.close(fd)
+        posix.close(fd)
         fd = -1
     raise_if_error(msg)
     if fd < 0:
@@ -144,7 +144,7 @@ def raise_if_error(msg: bytes) -> None:
         _, bstep, berr, bdetail = msg.split(b"\0", 3)
         step, err, detail = bstep.decode(), int(berr), bdetail.decode(errors="replace")
         if step.startswith("hooks."):
-            why = "" if err == HOOK_FAILED else f": {os.strerror(err).lower()}"
+            why = "" if err == HOOK_FAILED else f": {posix.strerror(err).lower()}"
             raise ContainerkitError(f"{step}: {detail}{why}")
         raise SetupError(step, err, detail)
 
@@ -180,7 +180,7 @@ def release(fifo_path: str, report: bool = False) -> None:
     until the init exec'd or exited and raise the ERROR it left in the FIFO (a failing
     startContainer hook)."""
     try:
-        fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = posix.open(fifo_path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise ContainerkitError(
             f"{fifo_path}: missing: the container was already started") from None
@@ -194,23 +194,23 @@ def release(fifo_path: str, report: bool = False) -> None:
             # a reader that sees POLLHUP once the init's O_RDWR end is gone (execve closes
             # it, or exit); the kernel reports that hang-up only to a reader opened before
             # a writer: hence the second writer, opened after it
-            rfd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            os.close(fd)
-            fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        os.write(fd, b"0")
+            rfd = posix.open(fifo_path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+            posix.close(fd)
+            fd = posix.open(fifo_path, posix.O_WRONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
+        posix.write(fd, b"0")
     except BaseException:
         if rfd >= 0:
-            os.close(rfd)
+            posix.close(rfd)
         raise
     finally:
-        os.close(fd)
-    os.unlink(fifo_path)
+        posix.close(fd)
+    posix.unlink(fifo_path)
     if rfd >= 0:
         try:
             _wait_hangup(rfd)
-            data = os.read(rfd, MAX_MESSAGE)
+            data = posix.read(rfd, MAX_MESSAGE)
         finally:
-            os.close(rfd)
+            posix.close(rfd)
         raise_if_error(data)
 
 

@@ -12,7 +12,7 @@ a privileged writer leaves "allow").
 
 from __future__ import annotations
 
-import os
+import posix
 
 from .. import spec as oci
 from ..errors import ContainerkitError, SpecError, UnsupportedError
@@ -63,7 +63,7 @@ def rootless() -> bool:
     namespace that does not map every id (as runc's ``--rootless auto`` decides)."""
     if FORCE_ROOTLESS is not None:
         return FORCE_ROOTLESS
-    if os.geteuid() != 0:
+    if posix.geteuid() != 0:
         return True
     try:
         with open("/proc/self/uid_map") as f:
@@ -190,8 +190,8 @@ def check(linux: oci.Linux, new_userns: bool, in_userns: bool = False) -> IdMaps
     uid_priv = bool(caps >> CAP_SETUID & 1)
     gid_priv = bool(caps >> CAP_SETGID & 1)
     return IdMaps(
-        _check(linux.uid_mappings, "linux.uidMappings", "uid", uid_priv, os.geteuid()),
-        _check(linux.gid_mappings, "linux.gidMappings", "gid", gid_priv, os.getegid()),
+        _check(linux.uid_mappings, "linux.uidMappings", "uid", uid_priv, posix.geteuid()),
+        _check(linux.gid_mappings, "linux.gidMappings", "gid", gid_priv, posix.getegid()),
         deny_setgroups=not gid_priv)
 
 
@@ -254,10 +254,10 @@ def write_proc(pid: int, name: str, data: bytes, field: str) -> None:
     errors name ``field``."""
     path = f"/proc/{pid}/{name}"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, data)    # one write: the kernel takes a map only whole, once
+            posix.write(fd, data)    # one write: the kernel takes a map only whole, once
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         raise ContainerkitError(f"{field}: writing {path}: {e.strerror}") from None
