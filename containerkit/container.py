@@ -159,7 +159,8 @@ class Container:
         _check_preserved(self.preserve_fds)     # before this opens anything of its own
         with self.statedir:
             self._expect(("creating",), "create")
-            self.init = self.driver.create(self)
+            # config.json is written while the init sets up its root (~1 ms of kernel work)
+            self.init = self.driver.create(self, meanwhile=lambda: self._save_spec(self.spec))
             self._state.pid = self.init.pid
             self._state.start_time = self.init.start_time
             self._state.status = "created"
@@ -169,7 +170,6 @@ class Container:
                                                    ("poststart", "poststart"),
                                                    ("poststop", "poststop"))
                                  if hooks is not None and getattr(hooks, name)]
-            self._save_spec(self.spec)
             self.statedir.save(self._state)
 
     def start(self) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from . import spec as oci
     from .container import Container, Stdio
     from .graph import Mount
@@ -29,9 +31,14 @@ class ContainerConfig(Protocol):
 
 
 class ExecutionDriver(Protocol):
-    """The seed's ExecutionDriver: creates, starts and deletes a container's init."""
+    """The seed's ExecutionDriver: creates, starts and deletes a container's init.
 
-    def create(self, container: Container) -> Process: ...
+    ``create`` calls ``meanwhile`` (the caller's own work, e.g. writing the state dir's
+    config.json) once the init runs and sets up its root on the other CPU, before it
+    waits for the init to be ready; an error there fails the create."""
+
+    def create(self, container: Container,
+               meanwhile: Callable[[], None] | None = None) -> Process: ...
 
     def start(self, container: Container) -> None: ...
 

@@ -30,6 +30,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~
 if TYPE_CHECKING:
     import _socket
     from _socket import socket
+    from collections.abc import Callable
     from typing import IO
 
     from .. import spec as oci
@@ -86,7 +87,8 @@ class NativeDriver:
         return Cgroup(container_cgroup_path(container.id,
                                             linux.cgroups_path if linux else None))
 
-    def create(self, container: Container) -> Process:
+    def create(self, container: Container,
+               meanwhile: Callable[[], None] | None = None) -> Process:
         # only create builds a plan: start and delete (podman calls them as separate
         # processes) skip importing the planner and the spec model
         terminal = bool(container.spec.process and container.spec.process.terminal)
@@ -96,14 +98,15 @@ class NativeDriver:
 
             console_sock = connect(container.console_socket)   # before anything is made
         try:
-            process = self._create(container, terminal, console_sock)
+            process = self._create(container, terminal, console_sock, meanwhile)
         finally:
             if console_sock is not None:
                 console_sock.close()
         return process
 
     def _create(self, container: Container, terminal: bool,
-                console_sock: _socket.socket | None) -> Process:
+                console_sock: _socket.socket | None,
+                meanwhile: Callable[[], None] | None) -> Process:
         # syscalls (the cffi module) here: `start` and `delete` need neither (~0.8 ms)
         from .. import syscalls
         from .ops import OpArray
@@ -185,6 +188,8 @@ class NativeDriver:
                 process.wait()
                 process = init
                 pid = init_pid
+            if meanwhile is not None:               # while the init makes its mounts
+                meanwhile()
             _fill_hook_states(container, plan, pid)
             if plan.hook_sync:
                 sync.expect(parent_sock, sync.HOOKS)

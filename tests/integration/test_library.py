@@ -403,6 +403,42 @@ def test_mount_failure_names_the_step(make_bundle: Callable[..., str], state_roo
             c.create()
 
 
+def test_failed_write_while_the_init_sets_up_kills_it(make_bundle: Callable[..., str],
+                                                       state_root: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """create writes the state dir's config.json while the init makes its mounts (the
+    driver's ``meanwhile``): when that fails, the init (already running) is killed and
+    reaped, its cgroup removed; delete leaves nothing (leak_check)."""
+    config = Bundle(make_bundle(["true"]), id="meanwhile", root=state_root)
+    seen: list[int] = []
+
+    def failing_save(spec: Any) -> None:
+        seen.extend(_children())
+        raise OSError(28, "No space left on device")
+
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        monkeypatch.setattr(c, "_save_spec", failing_save)
+        with pytest.raises(OSError, match="No space left"):
+            c.create()
+        assert seen, "the init was not running yet when config.json was written"
+        assert not _children()                  # killed and reaped
+        assert not os.path.exists(c.driver.cgroup_for(c).path)
+
+
+def _children() -> set[int]:
+    me = os.getpid()
+    kids = set()
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == me:
+                        kids.add(int(p))
+            except (OSError, ValueError, IndexError):
+                continue
+    return kids
+
+
 
 
 def _spec_bad_docs() -> list[str]:
