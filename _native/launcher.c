@@ -38,6 +38,8 @@
 #define MAX_FAST (1 << 20)
 
 static char **g_argv;
+static int g_log_fd = -1;       /* --log, open for appending */
+static int g_log_json;          /* --log-format json */
 
 static void fallback(void) __attribute__((noreturn));
 static void fallback(void)
@@ -45,6 +47,101 @@ static void fallback(void)
     execv(CK_FALLBACK, g_argv);
     fprintf(stderr, "containerkit: cannot run %s: %s\n", CK_FALLBACK, strerror(errno));
     _exit(1);
+}
+
+/* json.dumps of the string s into out (at least 6 * strlen(s) + 3 bytes): '"', '\\' and
+ * control characters escaped as Python's json does; with ascii (ensure_ascii) every
+ * other non-ASCII character too, as \uXXXX (a surrogate pair above U+FFFF), and a byte
+ * that is not UTF-8 as the \udcXX that Python's surrogateescape decoding gives it. */
+static void json_string(const char *s, int ascii, char *out)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *o = out;
+    *o++ = '"';
+    while (*p) {
+        unsigned c = *p, cp = 0;
+        int n = 0;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            const char *short_form = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
+                : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+            if (short_form) {
+                memcpy(o, short_form, 2);
+                o += 2;
+            } else {
+                o += sprintf(o, "\\u%04x", c);
+            }
+        } else if (c < 0x80 || !ascii) {
+            *o++ = (char)c;
+        } else {
+            n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+            cp = n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+            for (int k = 1; k < n; k++) {
+                if ((p[k] & 0xc0) != 0x80) {
+                    n = 0;
+                    break;
+                }
+                cp = (cp << 6) | (p[k] & 0x3f);
+            }
+            if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+                    || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+                n = 0;
+            if (n == 0)
+                cp = 0xdc00 | c;                /* surrogateescape: this byte alone */
+            if (cp > 0xffff) {
+                cp -= 0x10000;
+                o += sprintf(o, "\\u%04x\\u%04x", 0xd800 | (cp >> 10), 0xdc00 | (cp & 0x3ff));
+            } else {
+                o += sprintf(o, "\\u%04x", cp);
+            }
+            p += n ? n : 1;
+            continue;
+        }
+        p++;
+    }
+    *o++ = '"';
+    *o = '\0';
+}
+
+/* Log.error of containerkit/cli/main.py, for the few failures C meets once it changed
+ * something (it can no longer hand over to Python): "containerkit: PATH: reason" on
+ * stderr and, with --log, the record in runc's text or JSON format. ENOENT and EACCES
+ * read as Go's errors, as error_message has them. Returns the exit status, 1. */
+static int fail(const char *path, int err)
+{
+    static char msg[8400], quoted[6 * sizeof msg + 3], record[sizeof quoted + 128];
+    static char raw[sizeof msg];
+    snprintf(raw, sizeof raw, "%s: %s", path, err == ENOENT ? "no such file or directory"
+             : err == EACCES ? "permission denied" : strerror(err));
+    /* error_message's " ".join(msg.split()): runs of (ASCII) whitespace become one space */
+    size_t n = 0;
+    for (const char *r = raw; *r; r++) {
+        int space = *r == ' ' || (*r >= '\t' && *r <= '\r') || (*r >= 0x1c && *r <= 0x1f);
+        if (!space)
+            msg[n++] = *r;
+        else if (n && msg[n - 1] != ' ')
+            msg[n++] = ' ';
+    }
+    if (n && msg[n - 1] == ' ')
+        n--;
+    msg[n] = '\0';
+    fprintf(stderr, "containerkit: %s\n", msg);
+    if (g_log_fd >= 0) {
+        char now[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        json_string(msg, g_log_json, quoted);
+        int len = g_log_json
+            ? snprintf(record, sizeof record, "{\"level\": \"error\", \"msg\": %s, \"time\": \"%s\"}\n",
+                       quoted, now)
+            : snprintf(record, sizeof record, "time=\"%s\" level=error msg=%s\n", now, quoted);
+        if (write(g_log_fd, record, (size_t)len) < 0) { /* stderr has it */ }
+    }
+    return 1;
 }
 
 /* runc's id rule as state.py check_id: ASCII, first alnum, then [A-Za-z0-9_.+-]. */
@@ -337,12 +434,8 @@ static int do_start(const char *dir)
     if (w != 1)
         fallback();     /* nothing written: the init still waits */
     close(fd);
-    if (unlink(fifo) < 0) {     /* (started: Python's message for the OSError) */
-        fprintf(stderr, "containerkit: %s: %s\n", fifo, errno == ENOENT
-                ? "no such file or directory" : errno == EACCES ? "permission denied"
-                : strerror(errno));
-        return 1;
-    }
+    if (unlink(fifo) < 0)       /* (started: Python's message for the OSError) */
+        return fail(fifo, errno);
     return 0;
 }
 
@@ -451,14 +544,14 @@ static int do_delete(const char *dir, int force)
     while ((e = readdir(d))) {
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")
                 && unlinkat(lock, e->d_name, 0) < 0 && errno != ENOENT) {
-            fprintf(stderr, "containerkit: %s/%s: %s\n", dir, e->d_name, strerror(errno));
-            return 1;
+            char path[8600];
+            int err = errno;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            return fail(path, err);
         }
     }
-    if (rmdir(dir) < 0 && errno != ENOENT) {
-        fprintf(stderr, "containerkit: %s: %s\n", dir, strerror(errno));
-        return 1;
-    }
+    if (rmdir(dir) < 0 && errno != ENOENT)
+        return fail(dir, errno);
     return 0;
 }
 
@@ -537,7 +630,9 @@ int main(int argc, char **argv)
             fallback();
         if (dest)
             *dest = value;
-        else if (strcmp(value, "text") && strcmp(value, "json"))
+        else if (!strcmp(value, "json") || !strcmp(value, "text"))
+            g_log_json = !strcmp(value, "json");
+        else
             fallback();
     }
     /* `state ID`, `start ID`, `delete [--force|-f] ID`, `kill ID [SIGNAL]` */
@@ -557,7 +652,7 @@ int main(int argc, char **argv)
             && strcmp(verb, "delete") && strcmp(verb, "kill")) || !*root || has_dotdot(root)
             || !valid_id(argv[i + 1]))
         fallback();
-    if (log && open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) < 0)
+    if (log && (g_log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
         fallback();     /* (the fd stays open until exit, as Python's does) */
     char dir[8192];
     if (snprintf(dir, sizeof dir, "%s/%s", root, argv[i + 1]) >= (int)sizeof dir)

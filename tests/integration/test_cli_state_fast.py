@@ -448,3 +448,45 @@ def test_other_kills_are_python(ctx: Ctx, make_bundle, args: list[str]) -> None:
     assert run([ctx.strict, "--root", ctx.root, *args], ctx.tmp)[0] == FALLBACK_STATUS
     native = run([str(NATIVE), "--root", ctx.root, *args], ctx.tmp)
     assert b"Traceback" not in native[2]
+
+
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_failures_met_in_c_read_and_log_as_pythons(ctx: Ctx, make_bundle, tmp_path: Path,
+                                                   fmt: str) -> None:
+    """Once ``start`` released the init, C cannot hand a failure to Python: unlinking
+    exec.fifo fails here (the state dir is immutable: EPERM, root or not). C reports it
+    itself, on stderr and in --log, with the words and the record format of Python's
+    Log.error; the root's name needs escaping in JSON (non-ASCII, a control character)
+    and has whitespace that error_message folds."""
+    from containerkit.cli.main import Log
+
+    root = tmp_path / "r\u00f6\u00f6t\x01 \t x\U0001f600"
+    root.mkdir()
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / f"log-{fmt}"
+    py = [str(PYTHON), "--root", str(root)]
+    assert run([*py, "create", "-b", make_bundle(["sh", "-c", LOOP]), cid], tmp_path)[0] == 0
+    state = root / cid
+    subprocess.run(["chattr", "+i", str(state)], check=True)
+    try:
+        result = run([ctx.strict, "--root", str(root), "--log-format", fmt, "--log", str(log),
+                      "start", cid], tmp_path, env={})
+        pid = int(__import__("json").loads(run([*py, "state", cid], tmp_path)[1])["pid"])
+        for _ in range(200):    # released: the init exec's the program (asynchronously)
+            released = os.readlink(f"/proc/{pid}/exe").endswith("busybox")
+            if released:
+                break
+            subprocess.run(["sleep", "0.05"])
+    finally:
+        subprocess.run(["chattr", "-i", str(state)], check=True)
+        run([*py, "delete", "--force", cid], tmp_path)
+    msg = " ".join(f"{state}/exec.fifo: Operation not permitted".split())
+    assert result == (1, b"", f"containerkit: {msg}\n".encode())
+    assert released                         # before the failure
+    python_log = Log()
+    python_log.format = fmt
+    expected = python_log._record("error", msg) + "\n"
+    assert _STAMP.sub("T", log.read_text()) == _STAMP.sub("T", expected)
