@@ -73,8 +73,10 @@ static void json_string(const char *s, int ascii, char *out)
             } else {
                 o += sprintf(o, "\\u%04x", c);
             }
-        } else if (c < 0x80 || !ascii) {
+        } else if (c < 0x7f || !ascii) {     /* ensure_ascii escapes DEL too */
             *o++ = (char)c;
+        } else if (c == 0x7f) {
+            o += sprintf(o, "\\u%04x", c);
         } else {
             n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
@@ -106,24 +108,46 @@ static void json_string(const char *s, int ascii, char *out)
     *o = '\0';
 }
 
+/* The length of the UTF-8 sequence at p if it is a character str.split() takes for
+ * whitespace (ASCII \t-\r, space, \x1c-\x1f; U+0085, U+00A0, U+1680, U+2000-U+200A,
+ * U+2028, U+2029, U+202F, U+205F, U+3000), else 0. */
+static size_t unicode_space(const unsigned char *p)
+{
+    if (*p == ' ' || (*p >= '\t' && *p <= '\r') || (*p >= 0x1c && *p <= 0x1f))
+        return 1;
+    if (p[0] == 0xc2 && (p[1] == 0x85 || p[1] == 0xa0))
+        return 2;
+    if ((p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80)
+            || (p[0] == 0xe2 && p[1] == 0x80 && ((p[2] >= 0x80 && p[2] <= 0x8a)
+                                               || p[2] == 0xa8 || p[2] == 0xa9 || p[2] == 0xaf))
+            || (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f)
+            || (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80))
+        return 3;
+    return 0;
+}
+
 /* Log.error of containerkit/cli/main.py, for the few failures C meets once it changed
  * something (it can no longer hand over to Python): "containerkit: PATH: reason" on
  * stderr and, with --log, the record in runc's text or JSON format. ENOENT and EACCES
- * read as Go's errors, as error_message has them. Returns the exit status, 1. */
+ * read as Go's errors, as error_message has them (which also rewrites those two texts
+ * inside the path itself; this does not). Returns the exit status, 1. */
 static int fail(const char *path, int err)
 {
     static char msg[8400], quoted[6 * sizeof msg + 3], record[sizeof quoted + 128];
     static char raw[sizeof msg];
     snprintf(raw, sizeof raw, "%s: %s", path, err == ENOENT ? "no such file or directory"
              : err == EACCES ? "permission denied" : strerror(err));
-    /* error_message's " ".join(msg.split()): runs of (ASCII) whitespace become one space */
+    /* error_message's " ".join(msg.split()): runs of whitespace become one space */
     size_t n = 0;
-    for (const char *r = raw; *r; r++) {
-        int space = *r == ' ' || (*r >= '\t' && *r <= '\r') || (*r >= 0x1c && *r <= 0x1f);
+    for (const char *r = raw; *r; ) {
+        size_t space = unicode_space((const unsigned char *)r);
         if (!space)
-            msg[n++] = *r;
-        else if (n && msg[n - 1] != ' ')
-            msg[n++] = ' ';
+            msg[n++] = *r++;
+        else {
+            if (n && msg[n - 1] != ' ')
+                msg[n++] = ' ';
+            r += space;
+        }
     }
     if (n && msg[n - 1] == ' ')
         n--;
@@ -159,14 +183,23 @@ static int valid_id(const char *id)
     return 1;
 }
 
-/* A ".." component: Python takes os.path.abspath(--root), where ".." drops the component
- * before it, not the kernel's walk (which goes up from a symlink's target). */
-static int has_dotdot(const char *path)
+/* Whether --root is already what Python makes of it (pathnames.abspath): absolute, and no
+ * empty, "." or ".." component, no trailing slash. Python's ".." drops the component
+ * before it, where the kernel's walk goes up from a symlink's target; and the paths in
+ * messages must read the same. Any other root is Python's. */
+static int clean_root(const char *path)
 {
-    for (const char *p = path; (p = strstr(p, "..")); p += 2)
-        if ((p == path || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
-            return 1;
-    return 0;
+    if (path[0] != '/' || path[1] == '\0')
+        return 0;
+    for (const char *p = path; *p; p++) {
+        if (*p != '/')
+            continue;
+        const char *c = p + 1;          /* the component after this slash */
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return 0;
+    }
+    return 1;
 }
 
 /* Whole file into a NUL-terminated malloc'd buffer; NULL on any error or if too big. */
@@ -649,7 +682,7 @@ int main(int argc, char **argv)
         argc--;
     }
     if (argc - i != 2 || (strcmp(verb, "state") && strcmp(verb, "start")
-            && strcmp(verb, "delete") && strcmp(verb, "kill")) || !*root || has_dotdot(root)
+            && strcmp(verb, "delete") && strcmp(verb, "kill")) || !clean_root(root)
             || !valid_id(argv[i + 1]))
         fallback();
     if (log && (g_log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)

@@ -208,6 +208,23 @@ def test_root_with_dotdot_is_pythons(ctx: Ctx, make_bundle, tmp_path: Path) -> N
         run([str(PYTHON), "--root", decoy, "delete", "--force", cid], ctx.tmp)
 
 
+@pytest.mark.parametrize("form", ["{root}/", "{root}/.", "{parent}/./{name}", "{parent}//{name}",
+                                  "/{root}", "{rel}"])
+def test_root_not_in_abspath_form_is_pythons(ctx: Ctx, make_bundle, form: str) -> None:
+    """The paths in messages are built from --root: C answers only for a root already in
+    the form Python gives it (absolute, no empty, "." or ".." component, no trailing
+    slash), so that a failure C reports itself names the same path."""
+    root = Path(ctx.root)
+    text = form.format(root=root, parent=root.parent, name=root.name,
+                       rel=os.path.relpath(root, "/"))     # run() works in "/"
+    cid = f"fast-{uuid.uuid4().hex[:8]}"
+    assert ctx.py("create", "-b", make_bundle(["true"]), cid)[0] == 0
+    assert run([ctx.strict, "--root", text, "state", cid], ctx.tmp)[0] == FALLBACK_STATUS
+    native = run([str(NATIVE), "--root", text, "state", cid], ctx.tmp)
+    assert native[0] == 0 and native == run([str(PYTHON), "--root", text, "state", cid],
+                                            ctx.tmp)
+
+
 # -- start --------------------------------------------------------------------------------
 
 def _started(ctx: Ctx, cid: str) -> bool:
@@ -459,11 +476,11 @@ def test_failures_met_in_c_read_and_log_as_pythons(ctx: Ctx, make_bundle, tmp_pa
     """Once ``start`` released the init, C cannot hand a failure to Python: unlinking
     exec.fifo fails here (the state dir is immutable: EPERM, root or not). C reports it
     itself, on stderr and in --log, with the words and the record format of Python's
-    Log.error; the root's name needs escaping in JSON (non-ASCII, a control character)
-    and has whitespace that error_message folds."""
+    Log.error; the root's name needs escaping in JSON (non-ASCII, control characters,
+    DEL) and has whitespace, ASCII and not, that error_message folds."""
     from containerkit.cli.main import Log
 
-    root = tmp_path / "r\u00f6\u00f6t\x01 \t x\U0001f600"
+    root = tmp_path / "r\u00f6\u00f6t\x01 \t x\U0001f600\u00a0\u2003y\x7f"
     root.mkdir()
     cid = f"fast-{uuid.uuid4().hex[:8]}"
     log = tmp_path / f"log-{fmt}"
