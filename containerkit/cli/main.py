@@ -95,7 +95,7 @@ class Log:
         if self.fd < 0:
             return False
         try:
-            posix.write(self.fd, (self._record(level, msg) + "\n").encode())
+            posix.write(self.fd, pathnames.fsencode(self._record(level, msg) + "\n"))
         except OSError:
             return False
         return True
@@ -111,9 +111,19 @@ class Log:
 
 
 def _write_stderr(text: str) -> None:
+    """A path that is not valid in the filesystem encoding goes out as the bytes it was
+    (surrogateescape, as the --log file gets it and the native front end writes it),
+    not as the text ``\\udcff`` of stderr's backslashreplace."""
     try:
-        sys.stderr.write(text)
-        sys.stderr.flush()
+        stream = sys.stderr
+        stream.flush()
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:          # replaced by a text-only stream
+            stream.write(text)
+            stream.flush()
+        else:
+            buffer.write(pathnames.fsencode(text))
+            buffer.flush()
     except (OSError, ValueError):
         pass
 

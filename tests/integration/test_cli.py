@@ -711,6 +711,27 @@ def test_log_file(ck: CK, fmt: str) -> None:
         assert 'msg="container does not exist"' in lines[1]
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_error_naming_a_path_that_is_not_utf8(ck: CK, fmt: str) -> None:
+    """A bundle path that is not UTF-8: the one error line names it as the bytes it is on
+    stderr and in a text --log record (as runc, and the native front end, write it), as
+    json's \\udcff in a JSON one; no traceback (the text record used to fail to encode)."""
+    log = ck.tmp / "ck.log"
+    bad = os.fsencode(str(ck.tmp)) + b"/no\xffdir"
+    proc = subprocess.run([*CLI, "--root", ck.root, "--log", str(log), "--log-format", fmt,
+                           "create", "-b", bad, ck.new_id()], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.startswith(b"containerkit: ") and proc.stderr.count(b"\n") == 1
+    assert bad in proc.stderr
+    record = log.read_bytes()
+    assert record.count(b"\n") == 1
+    if fmt == "text":
+        assert bad in record
+    else:
+        assert os.fsdecode(bad) in json.loads(record)["msg"]
+
+
 # -- pause / resume / update / events ---------------------------------------------------------
 
 
