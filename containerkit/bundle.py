@@ -29,10 +29,11 @@ def __getattr__(name: str) -> object:
 class Bundle:
     """An OCI bundle directory. ``root`` is the state root (default /run/containerkit)."""
 
-    def __init__(self, path: str | PathLike[str], id: str, root: str = DEFAULT_ROOT) -> None:
+    def __init__(self, path: str | PathLike[str], id: str,
+                 root: str | PathLike[str] = DEFAULT_ROOT) -> None:
         self.path = pathnames.abspath(posix.fspath(path))
         self.id = check_id(id)
-        self.root = root
+        self.root = posix.fspath(root)
         self._spec: oci.Spec | None = None
 
     @property

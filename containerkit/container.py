@@ -160,7 +160,15 @@ class Container:
         with self.statedir:
             self._expect(("creating",), "create")
             # config.json is written while the init sets up its root (~1 ms of kernel work)
-            self.init = self.driver.create(self, meanwhile=lambda: self._save_spec(self.spec))
+            saved: list[bool] = []
+
+            def save_spec() -> None:
+                self._save_spec(self.spec)
+                saved.append(True)
+
+            self.init = self.driver.create(self, meanwhile=save_spec)
+            if not saved:       # a driver that does not call it
+                self._save_spec(self.spec)
             self._state.pid = self.init.pid
             self._state.start_time = self.init.start_time
             self._state.status = "created"

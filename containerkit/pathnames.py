@@ -6,13 +6,20 @@ itself). The modules that ``create``, ``run``, ``exec``, ``state``, ``kill``,
 ``start`` and ``delete`` import make their system calls through ``posix`` (the module
 ``os`` re-exports them from) and take their path helpers from here;
 ``tests/integration/test_cli_imports.py`` holds them to it. Each function behaves as the
-``posixpath`` one of the same name does for ``str`` paths.
+``posixpath`` one of the same name does for ``str`` paths (callers turn a ``PathLike``
+into one with ``posix.fspath`` where the public API takes it). What only rare paths need
+(``os.walk`` for ``ps``, ``os.path.realpath`` for a shared rootfs propagation or
+``--no-pivot``) is imported from ``os`` where it is used.
 """
 
 from __future__ import annotations
 
 import posix
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
 
 _S_IFMT = 0o170000
 _S_IFDIR = 0o040000
@@ -112,13 +119,15 @@ def makedirs(path: str, mode: int = 0o777, exist_ok: bool = False) -> None:
             raise
 
 
-def fsencode(name: str | bytes) -> bytes:
+def fsencode(name: str | bytes | PathLike[str] | PathLike[bytes]) -> bytes:
+    name = posix.fspath(name)
     if isinstance(name, bytes):
         return name
     return name.encode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 
 
-def fsdecode(name: str | bytes) -> str:
+def fsdecode(name: str | bytes | PathLike[str] | PathLike[bytes]) -> str:
+    name = posix.fspath(name)
     if isinstance(name, str):
         return name
     return name.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())

@@ -23,7 +23,7 @@ from .errors import ConfigError, ContainerExists, ContainerkitError, ContainerNo
 
 TYPE_CHECKING = False  # typing is not imported at run time: the CLI would pay ~2 ms
 if TYPE_CHECKING:
-    from os import stat_result
+    from os import PathLike, stat_result
     from typing import Any
 
 OCI_VERSION = "1.3.0"
@@ -112,10 +112,10 @@ def keyring_name(container_id: str) -> str:
 class StateDir:
     """The directory that holds one container's state, and its lock."""
 
-    def __init__(self, root: str, container_id: str) -> None:
-        self.root = root
+    def __init__(self, root: str | PathLike[str], container_id: str) -> None:
+        self.root = posix.fspath(root)
         self.id = check_id(container_id)
-        self.path = pathnames.join(root, container_id)
+        self.path = pathnames.join(self.root, container_id)
         self._lock_fd = -1
 
     # -- existence -------------------------------------------------------------------

@@ -425,6 +425,36 @@ def test_failed_write_while_the_init_sets_up_kills_it(make_bundle: Callable[...,
         assert not os.path.exists(c.driver.cgroup_for(c).path)
 
 
+def test_driver_that_ignores_meanwhile_still_gets_config_saved(
+        make_bundle: Callable[..., str], state_root: str) -> None:
+    """A driver written to the older protocol (create without calling ``meanwhile``):
+    create saves the state dir's config.json itself, so another process can load it."""
+
+    class OlderDriver(NativeDriver):
+        def create(self, container: Any, meanwhile: Any = None) -> Any:
+            return super().create(container)
+
+    config = Bundle(make_bundle(["true"]), id="older-driver", root=state_root)
+    with new_container(config, config.graph_driver(), OlderDriver()) as c:
+        c.create()
+        assert os.path.isfile(os.path.join(c.statedir.path, "config.json"))
+        loaded = load_container(Bundle(config.path, id="older-driver", root=state_root),
+                                NativeDriver())
+        assert loaded.spec.process is not None and loaded.spec.process.args == ["true"]
+
+
+def test_state_root_may_be_a_path_object(make_bundle: Callable[..., str],
+                                         state_root: str) -> None:
+    from pathlib import Path
+
+    config = Bundle(make_bundle(["true"]), id="pathroot", root=Path(state_root))
+    with new_container(config, config.graph_driver(), NativeDriver()) as c:
+        c.create()
+        c.start()
+        assert c.wait() == 0
+        assert c.statedir.path == os.path.join(state_root, "pathroot")
+
+
 def _children() -> set[int]:
     me = os.getpid()
     kids = set()
