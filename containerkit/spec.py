@@ -113,12 +113,8 @@ def _join(path: str, key: str) -> str:
 
 def _show(v: Any) -> str:
     """Short one-line rendering of an offending JSON value for error messages."""
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
+    if v is None or type(v) is bool:
+        return jsonfast.dumps(v)
     if isinstance(v, dict):
         return "an object"
     if isinstance(v, list):

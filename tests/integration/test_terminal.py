@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ckhelpers import is_open, run_container
 
 from containerkit import Bundle, NativeDriver, new_container
 from containerkit.busybox import make_rootfs
@@ -129,7 +130,7 @@ def open_rootfs() -> Iterator[str]:
 
 @pytest.mark.parametrize("two_stage", [False, True])
 def test_init_leads_its_own_session_without_a_terminal(
-        make_bundle: Callable[..., str], state_root: str, tmp_path: Path, two_stage: bool,
+        make_bundle: Callable[..., str], state_root: str, two_stage: bool,
         request: pytest.FixtureRequest) -> None:
     def edit(cfg: dict[str, Any]) -> None:     # the init forked by a first child
         cfg["root"]["path"] = request.getfixturevalue("open_rootfs")
@@ -140,15 +141,9 @@ def test_init_leads_its_own_session_without_a_terminal(
         cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [
             {"containerID": 0, "hostID": 100000, "size": 65536}]
     bundle = make_bundle(["/bin/sh", "-c", "cat /proc/1/stat"], edit if two_stage else None)
-    config = Bundle(bundle, id="term-session", root=state_root)
-    out = tmp_path / "stat"
-    with open(out, "wb") as f, new_container(config, config.graph_driver(),
-                                             NativeDriver()) as c:
-        c.stdout = f
-        c.create()
-        c.start()
-        assert c.wait() == 0
-    stat = out.read_text().rsplit(")", 1)[1].split()
+    status, out = run_container(bundle, state_root, "term-session")
+    assert status == 0, out
+    stat = out.rsplit(")", 1)[1].split()
     assert (stat[2], stat[3], stat[4]) == ("1", "1", "0")    # pgrp, session (runc's), no tty
 
 
@@ -281,7 +276,7 @@ def test_preserved_fd_is_readable_and_nothing_else_crosses(
     script = ("read x <&3; echo got-$x; readlink /proc/1/cwd; "
               "echo env-${LISTEN_FDS:-none}; exec ls /proc/self/fd")
     bundle = make_bundle(["/bin/sh", "-c", script], tty_config())
-    saved = [os.dup(fd) if _is_open(fd) else -1 for fd in (3, 4)]
+    saved = [os.dup(fd) if is_open(fd) else -1 for fd in (3, 4)]
     r, w = os.pipe()
     try:
         _fd_at(r, 3)
@@ -295,7 +290,7 @@ def test_preserved_fd_is_readable_and_nothing_else_crosses(
             if old >= 0:
                 os.dup2(old, fd)
                 os.close(old)
-            elif _is_open(fd):
+            elif is_open(fd):
                 os.close(fd)
     assert status == 0, out
     lines = out.replace("\r", "").splitlines()
@@ -303,14 +298,6 @@ def test_preserved_fd_is_readable_and_nothing_else_crosses(
     assert lines[1] == "/"                                   # CVE-2024-21626: cwd inside
     assert lines[2] == "env-none"                            # no LISTEN_FDS without activation
     assert " ".join(lines[3:]).split() == ["0", "1", "2", "3", "4"]   # no host fd 4
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 def test_preserve_fds_and_socket_activation_cli(make_bundle: Callable[..., str],
