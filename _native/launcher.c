@@ -422,6 +422,16 @@ static int has_item(const char *list, const char *name)
     return 0;
 }
 
+/* StateDir's lock: the state dir open and flock'ed, and not deleted while we waited. */
+static int lock_dir(const char *dir)
+{
+    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (lock < 0 || flock(lock, LOCK_EX) < 0 || fstat(lock, &st) < 0 || st.st_nlink == 0)
+        fallback();
+    return lock;
+}
+
 static int do_state(const char *dir)
 {
     struct fast f;
@@ -447,10 +457,7 @@ static int do_state(const char *dir)
  * has happened before the write, and the lock's fd closes at the exec. */
 static int do_start(const char *dir)
 {
-    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct stat st;
-    if (lock < 0 || flock(lock, LOCK_EX) < 0 || fstat(lock, &st) < 0 || st.st_nlink == 0)
-        fallback();
+    lock_dir(dir);              /* held until exit (or the exec to Python) */
     struct fast f;
     if (load_fast(dir, &f) < 0 || strcmp(live_status(dir, &f, NULL), "created")
             || has_item(f.hooks, "startContainer") || has_item(f.hooks, "poststart"))
@@ -512,16 +519,12 @@ static int wait_empty(const char *cgroup)
  * falls back before any change; after a kill, Python's delete --force finishes. */
 static int do_delete(const char *dir, int force)
 {
-    int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct stat st;
-    if (lock < 0 || flock(lock, LOCK_EX) < 0 || fstat(lock, &st) < 0 || st.st_nlink == 0)
-        fallback();
+    int lock = lock_dir(dir);
     struct fast f;
     if (load_fast(dir, &f) < 0 || has_item(f.hooks, "poststop")
             || (*f.graph && strcmp(f.graph, "bind")))
         fallback();
-    int pidfd = -1;
-    const char *live = live_status(dir, &f, &pidfd);
+    const char *live = live_status(dir, &f, NULL);
     int kill_first = strcmp(live, "stopped") != 0;
     if (kill_first && !(force && *f.cgroup && (!strcmp(live, "running")
                                                || !strcmp(live, "created"))))
@@ -542,11 +545,7 @@ static int do_delete(const char *dir, int force)
             fallback();
     }
     char path[8300];
-    if (kill_first) {           /* running or created: live_status kept the init's pidfd */
-        long r = syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        close(pidfd);
-        if (r < 0 && errno != ESRCH)
-            fallback();
+    if (kill_first) {           /* running or created: the init and the rest, by the cgroup */
         snprintf(path, sizeof path, "%s/cgroup.kill", f.cgroup);
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "1", 1) != 1 || !wait_empty(f.cgroup))
@@ -554,23 +553,14 @@ static int do_delete(const char *dir, int force)
         close(fd);
     }
     if (*f.cgroup) {
-        char c[256];
-        snprintf(path, sizeof path, "%s/cgroup.events", f.cgroup);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd >= 0 ? read(fd, c, sizeof c - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        if (n >= 0) {
-            c[n] = '\0';
-            if (!strstr(c, "populated 0\n") || rmdir(f.cgroup) < 0)
-                fallback();     /* something runs there still: Python kills and waits */
-            char *slash = strrchr(f.cgroup, '/');
-            if (slash && slash - f.cgroup >= 13 && !strncmp(slash - 13, "/containerkit", 13)) {
-                *slash = '\0';
-                rmdir(f.cgroup);    /* another container may still live there */
-            }
-        } else if (errno != ENOENT) {
+        /* the kernel refuses (EBUSY) while a process or a child cgroup is there: then
+         * Python kills and waits; gone already (ENOENT) is fine */
+        if (rmdir(f.cgroup) < 0 && errno != ENOENT)
             fallback();
+        char *slash = strrchr(f.cgroup, '/');
+        if (slash && slash - f.cgroup >= 13 && !strncmp(slash - 13, "/containerkit", 13)) {
+            *slash = '\0';
+            rmdir(f.cgroup);    /* another container may still live there */
         }
     }
     rewinddir(d);
@@ -632,9 +622,8 @@ static int do_kill(const char *dir, int sig)
     if (load_fast(dir, &f) < 0)
         fallback();
     const char *live = live_status(dir, &f, &pidfd);
-    /* (a status recorded as paused is not checked by live_status: check it here) */
+    /* (no pidfd: a status live_status did not check; the signal then fails, EBADF) */
     if ((strcmp(live, "created") && strcmp(live, "running") && strcmp(live, "paused"))
-            || (pidfd < 0 && !init_alive_fd(f.pid, f.start_time, &pidfd))
             || syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
         fallback();
     return 0;
