@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 OCI_VERSION = "1.3.0"
 DEFAULT_ROOT = "/run/containerkit"
+WITH_PID = ("created", "running", "paused")     # the statuses a state shows the pid in
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.+-")
 
 
@@ -80,7 +81,7 @@ class State:
             "status": status or self.status,
             "bundle": self.bundle,
         }
-        if (status or self.status) in ("created", "running", "paused"):
+        if (status or self.status) in WITH_PID:
             doc["pid"] = self.pid
         if self.annotations:
             doc["annotations"] = self.annotations
@@ -92,7 +93,7 @@ class State:
         doc: dict[str, Any] = {
             "ociVersion": self.oci_version,
             "id": self.id,
-            "pid": self.pid if status in ("created", "running", "paused") else 0,
+            "pid": self.pid if status in WITH_PID else 0,
             "status": status,
             "bundle": self.bundle,
             "rootfs": self.rootfs,
@@ -117,6 +118,9 @@ class StateDir:
         self.id = check_id(container_id)
         self.path = pathnames.join(self.root, container_id)
         self._lock_fd = -1
+        # write state.fast beside state.json, for the CLI's native front end (the CLI
+        # sets it; without one the front end hands the container to Python)
+        self.companion = False
 
     # -- existence -------------------------------------------------------------------
     def make(self) -> None:
@@ -171,9 +175,9 @@ class StateDir:
     def save(self, state: State) -> None:
         written = write_atomic(pathnames.join(self.path, "state.json"),
                                json.dumps(state.__dict__, separators=(",", ":")).encode())
-        # the companion of this state.json; when there cannot be one, the stale one
-        # is ignored anyway (it names another state.json)
-        fast = fast_companion(state, written) if "\n" not in state.cgroup else b""
+        # the companion of this state.json; when there cannot be one, a stale one is
+        # ignored anyway (it names another state.json)
+        fast = fast_companion(state, written) if self.companion else b""
         if fast:
             self.write_file("state.fast", fast)
 
@@ -204,6 +208,8 @@ def fast_companion(state: State, written: stat_result) -> bytes:
     fields the live status needs; the hooks and graph driver recorded, whose work ``start``
     and ``delete`` leave to Python), then ``containerkit state``'s document pre-rendered by
     the very code Python prints it with, in three parts around the pid and the status."""
+    if "\n" in state.cgroup:
+        return b""      # (the lines would not parse): no companion, Python answers
     pid_mark, status_mark = "\x00P", "\x00S"
     doc = state.cli_document(status_mark)
     doc["pid"] = pid_mark

@@ -172,6 +172,7 @@ def _create(args: Any, ctx: Context, guard: SignalGuard, detach: bool) -> Contai
     container.console_socket = pathnames.abspath(args.console_socket) \
         if args.console_socket else None
     container.preserve_fds = total
+    container.statedir.companion = True     # for the native front end (state.py)
     container.listen_fds = listen
     container.new_keyring = not args.no_new_keyring
     try:

@@ -1,5 +1,8 @@
 """The native front end's signal table (_native/launcher.c) against Python's: a name or
-number it takes itself must mean what ``containerkit.cli.lifecycle.parse_signal`` says."""
+number it takes itself must mean what ``containerkit.cli.lifecycle.parse_signal`` says.
+The table is read from the C source; the forms C accepts for it (any case, with or
+without SIG, numbers 1..64) are checked here to be ones Python reads the same way.
+That C itself parses them so is tested on the built binary in test_cli_state_fast.py."""
 
 from __future__ import annotations
 
