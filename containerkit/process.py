@@ -17,26 +17,25 @@ if TYPE_CHECKING:
     from typing import IO
 
 
-def proc_start_time(pid: int) -> int:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot); 0 if the pid is gone."""
+def proc_stat(pid: int) -> tuple[str, int]:
+    """From one read of /proc/<pid>/stat: the one-letter state ('Z' is a zombie) and
+    field 22, the start time in clock ticks since boot; ('', 0) if the pid is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
-        return 0
+        return "", 0
     # the command name (field 2) may hold spaces and ')': split after the last ')'
     fields = data[data.rindex(b")") + 2:].split()
-    return int(fields[19])
+    return fields[0].decode(), int(fields[19])
+
+
+def proc_start_time(pid: int) -> int:
+    return proc_stat(pid)[1]
 
 
 def proc_state(pid: int) -> str:
-    """One-letter state from /proc/<pid>/stat ('' if gone): 'Z' is a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return ""
-    return data[data.rindex(b")") + 2:][:1].decode()
+    return proc_stat(pid)[0]
 
 
 def status_from_wait(status: int) -> int:
@@ -66,7 +65,8 @@ class Process:
             return None
         # checked after opening the pidfd: if the start time matches now, the pidfd
         # refers to that very process even if the pid is recycled later.
-        if proc_start_time(pid) != start_time or proc_state(pid) in ("Z", "X", ""):
+        state, started = proc_stat(pid)
+        if started != start_time or state in ("Z", "X", ""):
             posix.close(pidfd)
             return None
         return cls(pid, pidfd, is_child=False, start_time=start_time)
