@@ -229,12 +229,7 @@ class Container:
         self._expect(("created", "running", "paused"), "list the processes of")
         if not self.cgroup_path:
             return _pid_namespace_members(self.pid)     # rootless, no cgroup of its own
-        pids: list[int] = []
-        from os import walk  # (ps only: see pathnames.py)
-
-        for top, _, _ in walk(self.cgroup_path):
-            pids += Cgroup(top).pids()
-        return pids
+        return Cgroup(self.cgroup_path).all_pids()
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Wait for the init to exit: its exit code, or 128+N for signal N.
@@ -308,13 +303,25 @@ class Container:
         return self.cgroup_path
 
     def signal(self, sig: int = _signal.SIGTERM, all: bool = False) -> None:
-        """Signal the init; with ``all``, every process in the container's cgroup (runc's
+        """Signal the init; with ``all``, every process ``processes`` lists (runc's
         ``kill --all``: not an error once the container has stopped and its cgroup is
         empty)."""
         if all and self.cgroup_path:
             from .cgroups import Cgroup
 
             Cgroup(self.cgroup_path).kill_all(sig)
+            return
+        if all:         # no cgroup of its own (rootless): its pid namespace's processes
+            if self.init is None or not self.init.alive():
+                return      # (its pid may be another process's by now)
+            for pid in _pid_namespace_members(self.pid):
+                try:
+                    if pid == self.pid:
+                        self.init.signal(sig)
+                    else:
+                        posix.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
             return
         status = self._expect(("created", "running", "paused"), "signal")
         assert self.init is not None

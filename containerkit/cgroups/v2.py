@@ -108,6 +108,16 @@ class Cgroup:
         except FileNotFoundError:
             return []
 
+    def all_pids(self) -> list[int]:
+        """The pids of this cgroup and of every cgroup below it (a container may make
+        its own): what ``ps`` lists and ``kill --all`` signals."""
+        from os import walk  # ps and kill --all only (see pathnames.py)
+
+        pids: list[int] = []
+        for top, _, _ in walk(self.path):
+            pids += Cgroup(top).pids()
+        return pids
+
     def populated(self) -> bool:
         try:
             with open(pathnames.join(self.path, "cgroup.events")) as f:
@@ -119,7 +129,8 @@ class Cgroup:
         return bool(self.pids())
 
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        """cgroup.kill where the kernel has it (5.14+), else signal each pid."""
+        """cgroup.kill where the kernel has it (5.14+), else signal each pid, in the
+        cgroups below too (as cgroup.kill does)."""
         if sig == signal.SIGKILL:
             try:
                 with open(pathnames.join(self.path, "cgroup.kill"), "w") as f:
@@ -127,7 +138,7 @@ class Cgroup:
                 return
             except FileNotFoundError:
                 pass
-        for pid in self.pids():
+        for pid in self.all_pids():
             try:
                 posix.kill(pid, sig)
             except ProcessLookupError:

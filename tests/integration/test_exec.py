@@ -196,6 +196,29 @@ def test_exec_processes_are_killed_and_reaped_on_delete(make_bundle: Callable[..
     assert all(p.returncode == 128 + signal.SIGKILL for p in procs)
 
 
+def test_kill_all_reaches_the_cgroups_below(make_bundle: Callable[..., str],
+                                             state_root: str) -> None:
+    """A process the container moved into a cgroup of its own below the container's is
+    listed by ``ps`` and signalled by ``kill --all`` with any signal (cgroup.kill covers
+    only KILL)."""
+    with running(make_bundle, state_root, "exec-killall") as c:
+        top, below = (c.new_process(process(SLEEPER)) for _ in range(2))
+        sub = os.path.join(c.cgroup_path, "sub")
+        os.mkdir(sub)
+        try:
+            with open(os.path.join(sub, "cgroup.procs"), "w") as f:
+                f.write(str(below.pid))
+            assert sorted(c.processes()) == sorted([c.pid, top.pid, below.pid])
+            c.signal(signal.SIGTERM, all=True)
+            assert top.wait(timeout=10) == below.wait(timeout=10) == 128 + signal.SIGTERM
+        finally:
+            for p in (top, below):
+                if p.alive():
+                    p.signal(signal.SIGKILL)
+                    p.wait()
+            os.rmdir(sub)
+
+
 def test_exec_from_a_busy_multithreaded_caller(make_bundle: Callable[..., str],
                                                state_root: str, busy_threads: None) -> None:
     with running(make_bundle, state_root, "exec-threads") as c:
