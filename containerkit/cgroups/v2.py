@@ -247,7 +247,7 @@ class Cgroup:
         ``update=True`` honours ``memory.checkBeforeUpdate``. Returns the writes made.
         ``linux.resources.devices`` is not handled here (eBPF device program).
         """
-        if resources is None or not _limits_asked(resources):
+        if resources is None or not limits_asked(resources):
             return []                    # the planner module costs a CLI create ~0.6 ms
         from . import resources as res
 
@@ -280,8 +280,15 @@ class Cgroup:
         return res.stats(self.path)
 
 
-def _limits_asked(r: spec.Resources) -> bool:
-    """Whether ``linux.resources`` asks for anything but device rules (those are the eBPF
-    program's, :meth:`Cgroup.set_devices`); runc's default config has only those."""
-    return any(x is not None for x in (r.memory, r.cpu, r.pids, r.block_io, r.network)) \
-        or bool(r.hugepage_limits or r.rdma or r.unified)
+def limits_asked(r: spec.Resources) -> str:
+    """The first field of ``linux.resources`` (its JSON key) that asks for anything but
+    device rules (those are the eBPF program's, :meth:`Cgroup.set_devices`; runc's default
+    config has only those); '' when none does. Every field of the model counts: one added
+    to ``spec.Resources`` is never skipped without a word."""
+    from ..records import fields
+
+    for f in fields(r):
+        key = f.metadata.get("key")
+        if key is not None and key != "devices" and getattr(r, f.name) not in (None, [], {}):
+            return str(key)
+    return ""

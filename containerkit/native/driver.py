@@ -471,18 +471,15 @@ def _asked_resources(linux: object) -> str:
     """The first linux.resources field that needs a cgroup ('' when none does). Device
     rules count unless they are only the default deny-all: in a user namespace no node
     can be made, the container has just the bound defaults and linux.devices."""
+    from ..cgroups.v2 import limits_asked
+
     res = getattr(linux, "resources", None)
     if res is None:
         return ""
-    for key, value in res.to_dict().items():
-        if key == "devices":
-            if any(r.allow or r.type not in (None, "a") or r.major is not None
-                   or r.minor is not None or (r.access or "rwm") != "rwm"
-                   for r in res.devices):
-                return key
-        elif value not in (None, [], {}):
-            return key
-    return ""
+    if any(r.allow or r.type not in (None, "a") or r.major is not None
+           or r.minor is not None or (r.access or "rwm") != "rwm" for r in res.devices):
+        return "devices"
+    return limits_asked(res)
 
 
 def _set_devices(cgroup: Cgroup, linux: oci.Linux | None) -> None:

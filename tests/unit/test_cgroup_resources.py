@@ -945,3 +945,22 @@ def test_bpf_attr_layout_is_structs() -> None:
         got = bytes(s.ffi.buffer(s._attr(layout, *values)))
         want = struct.pack(layout, *values)
         assert got == want + bytes(len(got) - len(want)), layout
+
+
+def test_limits_asked_sees_every_resources_field_but_devices() -> None:
+    """set_resources and the rootless refusal ask limits_asked whether linux.resources
+    wants a cgroup limit: every JSON field of the model but the device rules counts, a
+    field added to oci.Resources included."""
+    from containerkit.cgroups.v2 import limits_asked
+    from containerkit.records import fields
+
+    assert limits_asked(oci.Resources.from_dict({"devices": [
+        {"allow": False, "access": "rwm"}]})) == ""
+    assert limits_asked(oci.Resources.from_dict({"pids": {"limit": 5}})) == "pids"
+    keys = [f for f in fields(oci.Resources) if f.metadata.get("key")]
+    assert len(keys) >= 9
+    for f in keys:
+        r = oci.Resources()
+        setattr(r, f.name, object())
+        assert limits_asked(r) == ("" if f.metadata["key"] == "devices"
+                                   else f.metadata["key"]), f.name
