@@ -103,10 +103,6 @@ def check_supported(spec: oci.Spec) -> None:
     linux = spec.linux
     if linux is None:
         return
-    for ns in linux.namespaces:
-        if ns.path and ns.type not in (*JOINABLE, "user"):
-            raise UnsupportedError(
-                f"linux.namespaces: joining a {ns.type} namespace by path is not supported yet")
     if linux.mount_label:
         raise UnsupportedError(_lsm_refusal("linux.mountLabel", "selinux"))
     if linux.intel_rdt:

@@ -203,20 +203,16 @@ def test_swapping_a_directory_for_a_symlink_never_escapes(
             ]
 
     bundle = _bundle(make_bundle, root, ["true"], edit)
-    outcomes = set()
     try:
         for n in range(40):
             try:
                 run(bundle, state_root, f"hostile-race{n}")
-                outcomes.add("ran")
-            except SetupError as e:
+            except SetupError as e:     # refused: fine, in one line
                 assert "\n" not in str(e)
-                outcomes.add("refused")
     finally:
         swapper.kill()
         swapper.wait()
-    assert outcomes <= {"ran", "refused"}   # either is fine; the host must be untouched
-    _untouched(target)
+    _untouched(target)         # it ran or was refused (either is fine): the host is intact
 
 
 def test_dev_console_symlink_is_refused(make_bundle: Callable[..., str], state_root: str,
