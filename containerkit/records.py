@@ -143,22 +143,12 @@ class NamedTuple(tuple, metaclass=_NamedTupleMeta):
             raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {name!r}")
         return tuple.__new__(cls, values)
 
-    @classmethod
-    def _make(cls, iterable: Any) -> Any:
-        values = tuple(iterable)
-        if len(values) != len(cls._fields):
-            raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(values)}")
-        return tuple.__new__(cls, values)
-
     def _replace(self, **changes: Any) -> Any:
         values = [changes.pop(name, value) for name, value in zip(self._fields, self,
                                                                   strict=True)]
         if changes:
             raise ValueError(f"Got unexpected field names: {list(changes)!r}")
         return tuple.__new__(type(self), values)
-
-    def _asdict(self) -> dict[str, Any]:
-        return dict(zip(self._fields, self, strict=True))
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self,

@@ -321,15 +321,16 @@ def _model(cls: type[_T]) -> type[_T]:
 
 
 class _Slot:
-    __slots__ = ("attr", "key", "codec", "required", "omitempty", "default")
+    __slots__ = ("attr", "key", "codec", "required", "omitempty", "default", "factory")
 
-    def __init__(self, attr: str, key: str, md: Any, default: Any) -> None:
+    def __init__(self, attr: str, key: str, md: Any, default: Any, factory: Any) -> None:
         self.attr = attr
         self.key = key
         self.codec: _Codec = md["codec"]
         self.required: bool = md["required"]
         self.omitempty: bool = md["omitempty"]
-        self.default = default
+        self.default = default      # (one made by the factory: for comparisons only)
+        self.factory = factory      # a fresh default for each object, or None
 
 
 def _node_codec(cls: type[_Node]) -> _Codec:
@@ -362,13 +363,15 @@ class _Node:
         for f in fields(cls):
             if "key" not in f.metadata:
                 continue
+            factory = None
             if f.default is not MISSING:
                 default = f.default
             elif f.default_factory is not MISSING:
-                default = f.default_factory()
+                factory = f.default_factory
+                default = factory()
             else:
                 default = _NO_DEFAULT
-            slots.append(_Slot(f.name, f.metadata["key"], f.metadata, default))
+            slots.append(_Slot(f.name, f.metadata["key"], f.metadata, default, factory))
         if cls._json_order:
             slots.sort(key=lambda s: cls._json_order.index(s.key))
         table = (tuple(slots), frozenset(s.key for s in slots))
@@ -381,17 +384,17 @@ class _Node:
             raise _Invalid(p, f"expected an object, got {_show(v)}")
         slots, known = cls._table()
         # what __init__ would do with these keywords, without its argument checks (~30%
-        # of a config's decoding): every field gets its default (a fresh one from a
-        # factory), then the decoded values; a field without one is a required key
+        # of a config's decoding): each field its decoded value or its default (a fresh
+        # one from a factory); every field but the three below is a JSON key
         obj = cls.__new__(cls)
         fields = obj.__dict__
-        for name, default, factory in cls._ctor()[1]:
-            fields[name] = default if factory is None else factory()
         for s in slots:
             if s.key in v:
                 fields[s.attr] = s.codec.dec(v[s.key], _join(p, s.key))
             elif s.required:
                 raise _Invalid(_join(p, s.key), "required field is missing")
+            else:
+                fields[s.attr] = s.default if s.factory is None else s.factory()
         fields["extra"] = {k: x for k, x in v.items() if k not in known}
         fields["_keep"] = frozenset(k for k in v if k in known)
         fields["_decoded"] = True
