@@ -19,7 +19,7 @@ _WHERE = {
     "ConfigError": "errors", "ContainerExists": "errors", "ContainerkitError": "errors",
     "ContainerNotFound": "errors", "InvalidState": "errors", "SetupError": "errors",
     "SpecError": "errors", "UnsupportedError": "errors",
-    "BindGraphDriver": "graph", "GraphDriver": "graph", "Mount": "graph",
+    "BindGraphDriver": "graph", "GraphDriver": "protocols", "Mount": "graph",
     "OverlayGraphDriver": "graph",
     "NativeDriver": "native.driver",
     "Process": "process",
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
         SpecError,
         UnsupportedError,
     )
-    from .graph import BindGraphDriver, GraphDriver, Mount, OverlayGraphDriver
+    from .graph import BindGraphDriver, Mount, OverlayGraphDriver
     from .native.driver import NativeDriver
     from .process import Process
-    from .protocols import ContainerConfig, ExecutionDriver
+    from .protocols import ContainerConfig, ExecutionDriver, GraphDriver
