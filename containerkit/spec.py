@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import re
     from collections.abc import Callable
     from os import PathLike
-    from typing import Any, ClassVar, NoReturn, Self, TypeVar, dataclass_transform
+    from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
     _T = TypeVar("_T")
 else:
@@ -1246,14 +1246,6 @@ class Spec(_Node):
 # --------------------------------------------------------------------------------------------
 
 
-class _BadConstant(ValueError):
-    pass
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise _BadConstant(name)
-
-
 def _parse_json(text: str | bytes | bytearray, source: str) -> Any:
     if isinstance(text, bytes | bytearray):
         try:
@@ -1262,20 +1254,14 @@ def _parse_json(text: str | bytes | bytearray, source: str) -> Any:
             raise _spec_error(source, "", f"not valid UTF-8 at byte {e.start}") from None
     try:
         return jsonfast.loads(text, finite=True)
-    except (ValueError, RecursionError):
-        pass  # json itself says what is wrong, in its words
-    import json
-
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise _spec_error(
-            source, "", f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from None
-    except _BadConstant as e:
-        raise _spec_error(source, "", f"invalid JSON: {e.args[0]} is not a JSON value") from None
     except RecursionError:
         raise _spec_error(source, "", "invalid JSON: nested too deeply") from None
+    except ValueError as e:     # json's JSONDecodeError (where), or NaN/Infinity
+        if hasattr(e, "lineno"):
+            where = f" at line {e.lineno} column {e.colno}: {e.msg}"    # type: ignore[attr-defined]
+        else:
+            where = f": {e}"
+        raise _spec_error(source, "", f"invalid JSON{where}") from None
 
 
 def loads(text: str | bytes, source: str = "config.json") -> Spec:
