@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
     from . import spec as oci
+    from . import syscalls
     from .graph import GraphDriver
     from .protocols import ExecutionDriver
 
@@ -60,6 +61,8 @@ class Container:
         self.stdout: Stdio = None
         self.stderr: Stdio = None
         self._sync: _socket.socket | None = None   # NativeDriver: open from create to start
+        # NativeDriver: the region a shared-memory init runs on until its execve
+        self._child_memory: syscalls.ChildMemory | None = None
         # process.terminal: the pty master, unless console_socket (a unix socket path)
         # gets it as runc's --console-socket does
         self.terminal: IO[bytes] | None = None

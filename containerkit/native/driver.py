@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import _signal as signal  # not signal: its enums import enum (CLI start-up)
 import posix
-from _weakref import ref  # not weakref: its import costs every create/run ~1 ms
 
 from .. import pathnames
 from ..cgroups import Cgroup, container_cgroup_path
@@ -34,28 +33,17 @@ if TYPE_CHECKING:
     from typing import IO
 
     from .. import spec as oci
-    from .. import syscalls
     from ..container import Container
     from .plan import Plan
 
     Stdio = IO[bytes] | IO[str] | int | None
 
-# the region each init created here runs on until its execve (see the module docstring)
-# (keyed by id(container); the entry goes when the container does, as in a
-# WeakKeyDictionary)
-_memory: dict[int, tuple[ref[Container], syscalls.ChildMemory]] = {}
-
-
-def _remember_memory(container: Container, memory: syscalls.ChildMemory) -> None:
-    key = id(container)
-    _memory[key] = (ref(container, lambda _: _memory.pop(key, None)), memory)
-
-
 def _release_memory(container: Container) -> None:
-    entry = _memory.get(id(container))
-    if entry is not None and entry[0]() is container:
-        del _memory[id(container)]
-        entry[1].release()
+    """Unmap the region the init ran on until its execve (see the module docstring)."""
+    memory = container._child_memory
+    if memory is not None:
+        container._child_memory = None
+        memory.release()
 
 
 def _fd(stream: Stdio, default: int) -> int:
@@ -164,8 +152,7 @@ class NativeDriver:
             if cgroup_fd >= 0:
                 posix.close(cgroup_fd)
         process = Process(pid, pidfd, is_child=True)
-        if memory is not None:
-            _remember_memory(container, memory)
+        container._child_memory = memory
         master = -1
         try:
             if placed != into_cgroup:   # clone3 vanished since the probe: the plan is wrong
@@ -183,11 +170,8 @@ class NativeDriver:
             if plan.id_maps is not None:            # the child waits in "user namespace"
                 _map_user_namespace(pid, plan, parent_sock)
             if plan.forks_init:                     # the child forks the init and exits
-                init_pid = sync.expect_init(parent_sock)
-                init = Process(init_pid, posix.pidfd_open(init_pid), is_child=True)
-                process.wait()
-                process = init
-                pid = init_pid
+                process = _take_forked(parent_sock, process)
+                pid = process.pid
             if meanwhile is not None:               # while the init makes its mounts
                 meanwhile()
             _fill_hook_states(container, plan, pid)
@@ -320,10 +304,8 @@ class NativeDriver:
                 sync.send(parent_sock, sync.CGROUP)
             try:
                 if plan.forks_init:     # the child forked the process (INIT) and exits
-                    forked = sync.expect_init(parent_sock)
-                    forked_process = Process(forked, posix.pidfd_open(forked), is_child=True)
-                    process.wait()
-                    process, child = forked_process, forked
+                    process = _take_forked(parent_sock, process)
+                    child = process.pid
                 if proc.terminal:
                     master = sync.expect_console(parent_sock)
                 if plan.seccomp_listener is not None:
@@ -465,6 +447,15 @@ def _map_user_namespace(pid: int, plan: Plan, sock: socket) -> None:
         sync.raise_if_pending_error(sock)
         raise
     sync.send(sock, sync.IDMAPPED)
+
+
+def _take_forked(sock: socket, first: Process) -> Process:
+    """The process the spawned child forked (its INIT message; CLONE_PARENT makes it our
+    child too), once the first child, which exits then, is reaped."""
+    pid = sync.expect_init(sock)
+    forked = Process(pid, posix.pidfd_open(pid), is_child=True)
+    first.wait()
+    return forked
 
 
 def _asked_resources(linux: object) -> str:
