@@ -1857,17 +1857,14 @@ static int ck_send_pty(struct ck_child *child, int sync_fd)
     return 0;
 }
 
-/* A session of its own whose controlling terminal is the pty: setsid, the peer onto
- * 0, 1 and 2, TIOCSCTTY. */
+/* The pty's peer onto 0, 1 and 2, and TIOCSCTTY: the terminal controls the session
+ * the SETSID op made (both plans put it before). */
 static int ck_setctty(struct ck_child *child)
 {
     int k, rc, peer = child->pty_peer;
 
     if (peer < 0)
         return -EBADF;
-    rc = (int)ck_sys(SYS_setsid, 0, 0, 0, 0, 0);
-    if (rc < 0 && rc != -EPERM)         /* EPERM: a session leader already (SETSID) */
-        return rc;
     for (k = 0; k < 3; k++)
         if (peer != k && (rc = (int)ck_sys(SYS_dup3, peer, k, 0, 0, 0)) < 0)
             return rc;

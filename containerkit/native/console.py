@@ -44,7 +44,7 @@ def console_steps(proc: oci.Process, sync_fd: int, console: bool = True) -> list
         steps.append(ops.Step("terminal", *ops.mount_console(b"/dev/console"), "/dev/console"))
     return steps + [
         ops.Step("terminal", *ops.send_pty(sync_fd), "send the pty master"),
-        ops.Step("terminal", *ops.set_ctty(), "setsid, controlling terminal, stdio"),
+        ops.Step("terminal", *ops.set_ctty(), "controlling terminal, stdio"),
     ]
 
 

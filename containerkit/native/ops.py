@@ -315,8 +315,8 @@ def send_pty(sync_fd: int) -> Op:
 
 
 def set_ctty() -> Op:
-    """setsid (unless a session leader already), the pty's peer onto 0, 1 and 2,
-    TIOCSCTTY: the terminal controls the process's session."""
+    """The pty's peer onto 0, 1 and 2, TIOCSCTTY: the terminal controls the process's
+    session (the setsid step's, which comes before)."""
     return lib.CK_OP_SETCTTY, Args()
 
 
