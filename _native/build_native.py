@@ -778,19 +778,31 @@ static int ck_sync(int sync_fd, const char *send, const char *expect);
 
 /* set_mempolicy(2): words = the nodemask as 32-bit words, lowest first. maxnode is one
  * more than the bits passed (the kernel reads maxnode - 1 bits). */
-static int ck_mempolicy(int mode, const unsigned int *words, int nwords)
+/* words (32-bit, lowest first) as the kernel's bitmap of longs in mask (size bytes);
+ * -EINVAL when they do not fit. */
+static int ck_words_to_mask(unsigned long *mask, size_t size, const unsigned int *words,
+                            int nwords)
 {
-    unsigned long mask[32];
     int k;
 
-    if (nwords == 0)
-        return (int)ck_sys(SYS_set_mempolicy, mode, NULL, 0, 0, 0);
-    if ((size_t)nwords * 32 > sizeof(mask) * 8)
+    if ((size_t)nwords * 32 > size * 8)
         return -EINVAL;
-    memset(mask, 0, sizeof(mask));
+    memset(mask, 0, size);
     for (k = 0; k < nwords; k++)
         mask[k * 32 / (8 * sizeof(long))] |=
             (unsigned long)words[k] << (k * 32 % (8 * sizeof(long)));
+    return 0;
+}
+
+static int ck_mempolicy(int mode, const unsigned int *words, int nwords)
+{
+    unsigned long mask[32];
+    int rc;
+
+    if (nwords == 0)
+        return (int)ck_sys(SYS_set_mempolicy, mode, NULL, 0, 0, 0);
+    if ((rc = ck_words_to_mask(mask, sizeof(mask), words, nwords)) < 0)
+        return rc;
     return (int)ck_sys(SYS_set_mempolicy, mode, mask, (unsigned long)nwords * 32 + 1, 0, 0);
 }
 
@@ -799,14 +811,12 @@ static int ck_mempolicy(int mode, const unsigned int *words, int nwords)
 static int ck_affinity(const unsigned int *words, int nwords)
 {
     unsigned long mask[64];
-    int k;
+    int rc;
 
-    if (nwords <= 0 || (size_t)nwords * 32 > sizeof(mask) * 8)
+    if (nwords <= 0)
         return -EINVAL;
-    memset(mask, 0, sizeof(mask));
-    for (k = 0; k < nwords; k++)
-        mask[k * 32 / (8 * sizeof(long))] |=
-            (unsigned long)words[k] << (k * 32 % (8 * sizeof(long)));
+    if ((rc = ck_words_to_mask(mask, sizeof(mask), words, nwords)) < 0)
+        return rc;
     return (int)ck_sys(SYS_sched_setaffinity, 0, sizeof(mask), mask, 0, 0);
 }
 
