@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
 import time
+from pathlib import Path
 from typing import Any
+
+# the installed command (./dev writes it beside the venv's python), else the module
+CLI_SCRIPT = Path(sys.executable).with_name("containerkit")
+CLI = [str(CLI_SCRIPT)] if CLI_SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
 
 # a container that counts, so freezing can be seen from outside
 COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.02; done"

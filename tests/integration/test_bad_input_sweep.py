@@ -10,17 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ckhelpers import assert_one_error_line, run_to_files
-
-_SCRIPT = Path(sys.executable).with_name("containerkit")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
+from ckhelpers import CLI, assert_one_error_line, run_to_files
 
 Edit = Callable[[dict[str, Any], Path], None]
 

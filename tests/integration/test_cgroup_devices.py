@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ckhelpers import run_container
+from ckhelpers import CLI, run_container
 
 from containerkit import Bundle, NativeDriver, new_container, syscalls
 from containerkit import spec as oci
@@ -26,8 +25,6 @@ from containerkit.errors import ContainerkitError
 
 pytestmark = pytest.mark.usefixtures("leak_check")
 
-_SCRIPT = Path(sys.executable).with_name("containerkit")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
 DENIED = "Operation not permitted"
 ALLOWED = "No such device or address"
 

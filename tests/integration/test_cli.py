@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ckhelpers import COUNTER, advances, assert_one_error_line, counter
+from ckhelpers import CLI, CLI_SCRIPT, COUNTER, advances, assert_one_error_line, counter
 
 from containerkit import spec as oci
 from containerkit.busybox import make_bundle
@@ -29,8 +29,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
 ]
 
-_SCRIPT = Path(sys.executable).with_name("containerkit")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
 STATE_KEYS = ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"]
 LOOP = "while :; do sleep 0.05; done"
 
@@ -859,10 +857,10 @@ def test_launcher_runs_without_site_or_environment(tmp_path: Path) -> None:
     assert proc.stdout.startswith("containerkit version ")
     # the command ./dev installed is this launcher, or the native front end
     # (_native/launcher.c, tests/integration/test_cli_state_fast.py) in front of it
-    if _SCRIPT.exists():
-        script = _SCRIPT
-        if _SCRIPT.read_bytes()[:4] == b"\x7fELF":
-            script = _SCRIPT.with_name("containerkit-py")
+    if CLI_SCRIPT.exists():
+        script = CLI_SCRIPT
+        if CLI_SCRIPT.read_bytes()[:4] == b"\x7fELF":
+            script = CLI_SCRIPT.with_name("containerkit-py")
         assert script.read_text().splitlines()[0].endswith(" -IS")
 
 

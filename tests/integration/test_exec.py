@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from ckhelpers import sh
+from ckhelpers import CLI, sh
 
 from containerkit import (
     Bundle,
@@ -315,8 +314,6 @@ def test_exec_bad_input(make_bundle: Callable[..., str], state_root: str,
 
 # -- command line ---------------------------------------------------------------------------
 
-_SCRIPT = Path(sys.executable).with_name("containerkit")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
 
 
 class Result(NamedTuple):

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ckhelpers import run_container
+from ckhelpers import CLI, run_container
 
 from containerkit import NativeDriver, load_container  # noqa: F401 - public API in use
 from containerkit.errors import SpecError, UnsupportedError
@@ -20,8 +19,6 @@ from containerkit.features import features
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
-_SCRIPT = Path(sys.executable).with_name("containerkit")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
 
 
 def _schema_dir() -> Path | None:

@@ -10,7 +10,6 @@ import select
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ckhelpers import is_open, run_container
+from ckhelpers import CLI, is_open, run_container
 
 from containerkit import Bundle, NativeDriver, new_container
 from containerkit.busybox import make_rootfs
@@ -29,8 +28,6 @@ from containerkit.errors import ContainerkitError
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
               pytest.mark.usefixtures("leak_check")]
 
-_SCRIPT = Path(sys.executable).with_name("containerkit")
-CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "containerkit"]
 
 
 def tty_config(rows: int = 33, cols: int = 77) -> Callable[[dict[str, Any]], None]:
