@@ -72,14 +72,14 @@ def _bind_source(m: oci.Mount, bundle: str, field: str) -> str:
     return source
 
 
-def _containers_mapping(spec: oci.Spec, field: str) -> tuple[idmap.Mapping, idmap.Mapping]:
-    """An idmap/ridmap mount without mappings of its own takes the container's: a new
-    user namespace's linux.uidMappings/gidMappings. Without them there is no mapping to
-    use, and the runtime-spec asks for an error."""
+def _containers_mapping(plan: Plan, spec: oci.Spec,
+                        field: str) -> tuple[idmap.Mapping, idmap.Mapping]:
+    """An idmap/ridmap mount without mappings of its own takes the container's: the new
+    user namespace's (the plan has its maps) linux.uidMappings/gidMappings. Without them
+    there is no mapping to use, and the runtime-spec asks for an error."""
     linux = spec.linux
-    new_userns = linux is not None and any(ns.type == "user" and not ns.path
-                                           for ns in linux.namespaces)
-    if not new_userns or not linux or not linux.uid_mappings or not linux.gid_mappings:
+    if plan.id_maps is None or not linux or not linux.uid_mappings \
+            or not linux.gid_mappings:
         raise SpecError(f"config.json: {field}: idmap without uidMappings/gidMappings needs "
                         "the container's own: a new user namespace with linux.uidMappings "
                         "and linux.gidMappings")
@@ -111,7 +111,7 @@ def open_idmapped_mounts(plan: Plan, spec: oci.Spec, bundle: str) -> None:
                 key = (idmap.mapping(m.uid_mappings, f"{field}.uidMappings"),
                        idmap.mapping(m.gid_mappings, f"{field}.gidMappings"))
             else:       # the container's own mapping (the spec's MAY; crun and podman)
-                key = _containers_mapping(spec, field)
+                key = _containers_mapping(plan, spec, field)
             if key not in userns:
                 userns[key] = idmap.userns_fd(*key, field)
             source = _bind_source(m, bundle, field)
