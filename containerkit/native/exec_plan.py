@@ -131,9 +131,7 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     env = program_steps(plan, proc, preserve_fds, listen_fds, "")
     if hold_fd >= 0:
         add("hold", ops.report_created_and_wait(sync_fd, hold_fd), detail="test hold")
-    if final is not None:       # inside the container's cgroup, before execve
-        from . import numa
-
+    if final is not None:       # inside the container's cgroup, before execve (numa: above)
         add("execCPUAffinity", ops.affinity(numa.mask_words(final)), detail="final")
     if linux is not None and linux.seccomp is not None and proc.no_new_privileges:
         from .seccomp import load_op
