@@ -295,3 +295,12 @@ def test_rlimit_table_is_the_kernels() -> None:
         v if v >= 0 else s.RLIM_INFINITY for v in resource.getrlimit(resource.RLIMIT_NOFILE))
     assert s.getrlimit(resource.RLIMIT_CORE)[1] in (s.RLIM_INFINITY,
                                                     resource.getrlimit(resource.RLIMIT_CORE)[1])
+
+
+def test_every_known_mount_option_is_parsed_not_passed_on() -> None:
+    """mountopts.known() (what features lists from) holds only options parse() gives a
+    meaning itself: none of them, the filesystem parameters aside, ends in ``data``."""
+    from containerkit.native import mountopts
+
+    for opt in set(mountopts.known()) - mountopts.SUPERBLOCK:
+        assert mountopts.parse([opt], "mounts[0].options").data == "", opt
