@@ -140,6 +140,16 @@ def spawn(flags: int, cgroup_fd: int, ops: Any, sync_fd: int,
     return pid, pidfd[0], bool(into[0]), memory
 
 
+def init_image() -> int:
+    """A new sealed memfd holding ck-init (``_native/init.c``), close-on-exec, for the
+    plan's REEXEC op (ops.reexec). One per plan, closed with it: ~15 us, and no fd of
+    the library's lives on in the caller's process where a dup2 could replace it."""
+    fd = lib.ck_init_image()
+    if fd < 0:
+        raise _fail("memfd_create(containerkit-init, MFD_EXEC | MFD_ALLOW_SEALING)")
+    return fd
+
+
 def clone(flags: int, cgroup_fd: int = -1) -> tuple[int, int, bool]:
     """clone3 with CLONE_PIDFD (and CLONE_INTO_CGROUP when ``cgroup_fd`` >= 0), returning
     in both processes like os.fork (the child runs Python: the GIL and the fork hooks

@@ -258,16 +258,14 @@ class NativeDriver:
 
             console_sock = connect(console_socket)      # fails before anything is made
         fds: list[int] = []
+        plan = None
         parent_sock, child_sock = sync.channel()
         try:
-            pidns_fd = cgroup_fd = -1
+            cgroup_fd = -1
             fork = False
-            if not _same_namespace(pid, "pid"):
-                if _may_setns_pid():
-                    pidns_fd = posix.open(f"/proc/{pid}/ns/pid", posix.O_RDONLY | posix.O_CLOEXEC)
-                    fds.append(pidns_fd)
-                else:   # unprivileged: the child joins it with the user namespace, forks
-                    fork = True
+            # the child is born outside the container's pid namespace, re-executes into
+            # ck-init, then joins it with the others and forks the process (exec_plan)
+            fork = not _same_namespace(pid, "pid")
             if cgroup is not None:
                 cgroup_fd = posix.open(cgroup.path,
                                        posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
@@ -286,7 +284,7 @@ class NativeDriver:
             ops = OpArray(plan.steps)
             child, pidfd, placed, _ = syscalls.spawn(
                 0, cgroup_fd if into_cgroup else -1, ops.ops, child_sock.fileno(),
-                share_mm=False, pidns_fd=pidns_fd)
+                share_mm=False)
         except BaseException:
             parent_sock.close()
             if console_sock is not None:
@@ -296,6 +294,8 @@ class NativeDriver:
             child_sock.close()
             for fd in fds:
                 posix.close(fd)
+            if plan is not None:
+                plan.close()
         process = Process(child, pidfd, is_child=True)
         master = -1
         try:
@@ -533,14 +533,6 @@ def _same_namespace(pid: int, name: str) -> bool:
         raise ContainerkitError(f"the container's init (pid {pid}) is gone") from None
     ours = posix.stat(f"/proc/self/ns/{name}")
     return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
-
-
-def _may_setns_pid() -> bool:
-    """Whether this process may join a pid namespace itself (CAP_SYS_ADMIN in its own
-    user namespace): a rootless caller joins it in the child, after the user namespace."""
-    from .userns import CAP_SYS_ADMIN, effective_caps
-
-    return bool(effective_caps() >> CAP_SYS_ADMIN & 1)
 
 
 def _init_cgroup(pid: int, container_cgroup: str) -> str:

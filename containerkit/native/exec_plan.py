@@ -75,16 +75,33 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
     container keeps the caller's (--no-new-keyring: None).
     """
     check_process(proc)
-    linux = spec.linux
     plan = Plan(clone_flags=0)
     plan.sync_fd = sync_fd
-    add = plan.add
     passed = range(3, 3 + preserve_fds)
     if not 0 <= listen_fds <= preserve_fds:
         raise ContainerkitError(f"listen_fds {listen_fds}: must be among the "
                                 f"{preserve_fds} preserved fds")
     keep = (sync_fd,) if hold_fd < 0 else (sync_fd, hold_fd)
-    ours = [fd for fd in (*keep, init_pidfd) if fd in passed]
+    try:
+        return _build_exec(plan, spec, proc, keep, passed, init_pidfd=init_pidfd,
+                           ns_flags=ns_flags, sync_fd=sync_fd, stdio=stdio,
+                           placed_in_cgroup=placed_in_cgroup, preserve_fds=preserve_fds,
+                           listen_fds=listen_fds, hold_fd=hold_fd,
+                           fork_into_pidns=fork_into_pidns, keyring=keyring)
+    except BaseException:
+        plan.close()
+        raise
+
+
+def _build_exec(plan: Plan, spec: oci.Spec, proc: oci.Process, keep: tuple[int, ...],
+                passed: range, *, init_pidfd: int, ns_flags: int, sync_fd: int,
+                stdio: tuple[int, int, int], placed_in_cgroup: bool, preserve_fds: int,
+                listen_fds: int, hold_fd: int, fork_into_pidns: bool,
+                keyring: str | None) -> Plan:
+    linux = spec.linux
+    add = plan.add
+    image = plan.open_image()
+    ours = [fd for fd in (*keep, init_pidfd, image) if fd in passed]
     if ours:
         raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {ours[0]} is the "
                                 "runtime's own, not the caller's (was it open?)")
@@ -103,7 +120,14 @@ def build_exec(spec: oci.Spec, proc: oci.Process, *, init_pidfd: int, ns_flags: 
         add("stdio", ops.stdio(stdio))
     if not placed_in_cgroup:
         add("wait for cgroup", ops.wait_parent(sync_fd))
-    add("fds", ops.close_fds_except((*keep, init_pidfd, *passed)))
+    add("fds", ops.close_fds_except((*keep, init_pidfd, image, *passed)))
+    # ck-init from here on, before joining anything of the container's: the process is
+    # born outside its pid namespace and forked into it (driver.exec), so no process of
+    # the container ever sees this one as a copy of the caller (its /proc/<pid>/exe the
+    # host's interpreter), not even one with CAP_SYS_PTRACE
+    plan.steps.append(plan.reexec_step((*keep, init_pidfd, *passed)))
+    # execve made the process dumpable again: not while it is still setting up
+    add("dumpable", ops.prctl(PR_SET_DUMPABLE, 0), detail="PR_SET_DUMPABLE 0")
     if proc.oom_score_adj is not None:
         # while this process has the caller's capabilities (a joined user namespace
         # would leave it none over the host's)

@@ -84,6 +84,15 @@ def close_fds_except(keep: tuple[int, ...]) -> Op:
     return lib.CK_OP_CLOSE_FDS, Args(ids=tuple(sorted(set(keep))))
 
 
+def reexec(image_fd: int, keep: tuple[int, ...]) -> Op:
+    """execveat(image_fd): the rest of the plan runs in ck-init, a sealed memfd copy of
+    a small static program (syscalls.init_image), so that neither the init nor anything
+    it executes has the caller's executable as /proc/self/exe (CVE-2019-5736: see
+    ck_reexec in _native/child.c). ``keep``: the fds the rest of the plan uses (they
+    cross this execve; CLOEXEC_FROM marks them close-on-exec again before the last)."""
+    return lib.CK_OP_REEXEC, Args(i=(image_fd,), ids=tuple(sorted(set(keep))))
+
+
 def unshare(flags: int) -> Op:
     return lib.CK_OP_UNSHARE, Args(i=(flags,))
 

@@ -54,6 +54,24 @@ class Plan:
         self.setgroups_denied = False   # the user namespace refuses setgroups(2)
         self.forks_init = False         # the spawned child forks the init (INIT, sync.py)
         self.pidns_fd = -1                  # a pid namespace to clone the init into
+        self.image_fd = -1                  # ck-init's sealed memfd, for REEXEC
+
+    def reexec_step(self, keep: tuple[int, ...]) -> ops.Step:
+        """REEXEC into ck-init (ops.reexec) from ``open_image``'s memfd, keeping
+        ``keep`` open across it. No CLOSE_FDS may come before it that drops the image."""
+        return ops.Step("reexec", *ops.reexec(self.open_image(), keep), "ck-init")
+
+    def open_image(self) -> int:
+        """ck-init's sealed memfd for ``add_reexec``, made once per plan."""
+        if self.image_fd < 0:
+            try:
+                self.image_fd = s.init_image()
+            except OSError as e:
+                raise UnsupportedError(
+                    f"cannot make the container init's sealed executable ({e.strerror}); "
+                    "is vm.memfd_noexec 2 on this host? containerkit refuses to run a "
+                    "container whose init could reach the host's interpreter") from None
+        return self.image_fd
 
     def add(self, name: str, op: ops.Op, detail: str = "") -> None:
         self.steps.append(ops.Step(name, op[0], op[1], detail))
@@ -64,6 +82,9 @@ class Plan:
         for fd in self.join_fds:
             posix.close(fd)
         self.join_fds.clear()
+        if self.image_fd >= 0:
+            posix.close(self.image_fd)
+            self.image_fd = -1
         if not keep_states:
             self.close_states()
 
@@ -201,7 +222,12 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     # own (the init would have no capability over them): a first child joins and makes
     # the user namespace, then forks the init into the other new namespaces (runc's
     # stages). Otherwise the init is cloned into all of them at once.
-    two_stage = joins_user or (id_maps is not None and any(ns.path for ns in ns_types.values()))
+    # A pid namespace joined by path has processes in it already: the init is forked
+    # into it from ck-init (REEXEC), never born there as a copy of this process, which
+    # they could see (/proc/<pid>/exe would be the host's interpreter).
+    pid_ns = ns_types.get("pid")
+    two_stage = joins_user or (id_maps is not None and any(ns.path for ns in ns_types.values())) \
+        or (pid_ns is not None and bool(pid_ns.path))
     # a new network namespace costs the clone ~0.4 ms (each other type ~0.05 ms): without
     # a user namespace to own it, the init unshares it itself, on the other CPU while
     # this process loads the device program (before any step that uses it)
@@ -259,6 +285,9 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
             raise UnsupportedError(
                 "process.user.additionalGids: needs setgroups(2), which the kernel denies "
                 "in this user namespace (setgroups is \"deny\")")
+    # ck-init from here on (REEXEC, filled in at the end, when every fd the plan uses is
+    # known): once root of a new user namespace, before anything joins the container
+    reexec_at = len(plan.steps)
     if two_stage:
         add("fork init", ops.fork_init(flags, sync_fd), detail=f"clone3 flags {flags:#x}")
     else:
@@ -283,13 +312,12 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     if hooks.start_container:
         plan.state_fds["created"] = posix.memfd_create("ck-hook-state", posix.MFD_CLOEXEC)
     # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
-    ours = [fd for fd in (sync_fd, fifo_fd, *plan.join_fds, *plan.state_fds.values())
-            if fd in passed]
+    used = (sync_fd, fifo_fd, *plan.join_fds, *plan.state_fds.values())
+    ours = [fd for fd in used if fd in passed]
     if ours:
         raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {ours[0]} is the "
                                 "runtime's own, not the caller's (was it open?)")
-    add("fds", ops.close_fds_except((sync_fd, fifo_fd, *plan.join_fds,
-                                     *plan.state_fds.values(), *passed)))
+    add("fds", ops.close_fds_except((*used, *passed)))
     if keyring is not None:
         # runc's session keyring: searchable by the container's uid (by "other" when
         # the container has its own user namespace)
@@ -352,6 +380,13 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     add("exec", ops.execve(tuple(a.encode() for a in proc.args),
                            tuple(k + b"=" + v for k, v in env.items()), umask),
         detail=repr(proc.args[0]))
+    # every fd of the plan's is open now (the idmapped trees, the hooks' state files)
+    image = plan.open_image()
+    if image in passed:
+        raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {image} is the "
+                                "runtime's own, not the caller's (was it open?)")
+    plan.steps.insert(reexec_at, plan.reexec_step((*plan.join_fds, *plan.state_fds.values(),
+                                                   sync_fd, fifo_fd, *passed)))
     return plan
 
 

@@ -622,7 +622,10 @@ def test_init_shares_memory_only_when_allowed(make_bundle: Callable[..., str],
     with new_container(config, config.graph_driver(), NativeDriver(share_memory=share)) as c:
         c.create()
         expected = share and platform.machine() == "x86_64"
-        assert _shares_my_mm(c.pid) is expected
+        assert (c._child_memory is not None) is expected    # how the init was spawned
+        # either way, once created it runs ck-init (REEXEC): nothing of this process
+        assert not _shares_my_mm(c.pid)
+        assert os.readlink(f"/proc/{c.pid}/exe").startswith("/memfd:containerkit-init")
         c.start()
         assert c.wait(timeout=10) == 0
 

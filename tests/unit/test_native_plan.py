@@ -174,7 +174,8 @@ def test_plan_waits_for_the_cgroup_only_without_clone_into_cgroup(tmp_path: Path
     assert "wait for cgroup" not in _plan_names(spec, str(tmp_path))
     names = _plan_names(spec, str(tmp_path), placed_in_cgroup=False)
     # before anything that depends on the cgroup (the cgroup namespace is unshared later)
-    assert names[:6] == ["reset signals", "stdio", "wait for cgroup", "unshare", "setsid", "fds"]
+    assert names[:7] == ["reset signals", "stdio", "wait for cgroup", "reexec", "unshare", "setsid",
+                         "fds"]
 
 
 def test_op_array_lays_out_every_step(tmp_path: Path) -> None:
@@ -208,6 +209,9 @@ def test_op_array_lays_out_every_step(tmp_path: Path) -> None:
     assert list(rlimit.i)[1:3] == [1024, -1]                      # RLIM_INFINITY
     keep = next(op for op in ops if op.code == s.lib.CK_OP_CLOSE_FDS)
     assert [keep.ids[k] for k in range(keep.nids)] == [10, 11]
+    reexec = next(op for op in ops if op.code == s.lib.CK_OP_REEXEC)
+    assert reexec.i[0] == plan.image_fd     # ck-init's sealed memfd: closed by its execve
+    assert [reexec.ids[k] for k in range(reexec.nids)] == [10, 11]
 
 
 def test_op_array_refuses_nul_bytes(tmp_path: Path) -> None:
