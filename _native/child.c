@@ -1912,7 +1912,8 @@ static int ck_reexec(const struct ck_op *op, const struct ck_op *rest, int nrest
         return -EINVAL;                 /* a plan bug: ck-init would not have it */
     ck_copy_plan(&count, rest, nrest, sync_fd);
     size = (count.at + 4095) & ~(size_t)4095;
-    plan = (int)ck_sys(SYS_memfd_create, "containerkit-plan", MFD_CLOEXEC, 0, 0, 0);
+    plan = (int)ck_sys(SYS_memfd_create, "containerkit-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING,
+                       0, 0, 0);
     if (plan < 0)
         return plan;
     rc = (int)ck_sys(SYS_ftruncate, plan, size, 0, 0, 0);
@@ -1929,6 +1930,13 @@ static int ck_reexec(const struct ck_op *op, const struct ck_op *rest, int nrest
     ck_copy_plan(&cur, rest, nrest, sync_fd);
     /* the shared-memory child's mm is the caller's: leave no mapping behind in it */
     ck_sys(SYS_munmap, base, size, 0, 0, 0);
+    /* fixed for good: ck-init maps it privately, and a process that gets hold of it
+     * (/proc/<pid>/map_files, with CAP_SYS_ADMIN) must not rewrite the ops it has not
+     * read yet (a filter, a mask, a path) */
+    rc = (int)ck_sys(SYS_fcntl, plan, F_ADD_SEALS,
+                     F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE, 0, 0);
+    if (rc < 0)
+        goto out;
     for (k = 0; k < op->nids; k++)
         if ((rc = (int)ck_sys(SYS_fcntl, op->ids[k], F_SETFD, 0, 0, 0)) < 0)
             goto out;
