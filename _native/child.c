@@ -348,19 +348,6 @@ static int ck_become_root(void)
     return rc;
 }
 
-static int ck_write_file(const char *path, const char *text)
-{
-    size_t len = strlen(text);
-    int fd = ck_open(path, O_WRONLY | O_CLOEXEC, 0);
-    long n;
-
-    if (fd < 0)
-        return fd;
-    n = ck_write(fd, text, len);
-    ck_close(fd);
-    return n < 0 ? (int)n : 0;
-}
-
 /* Bring "lo" up in the new network namespace: two ioctls, no netlink. */
 static int ck_loopback_up(void)
 {
@@ -528,7 +515,8 @@ static int ck_execve(const char *path, const char *const *argv, const char *cons
  *   BECOME_ROOT                         SETNS i[0] = ns fd, i[1] = nstype
  *   FORK_INIT i[0] = clone flags, i[1] = sync fd
  *   CLOSE_FDS ids = sorted fds to keep  UNSHARE i[0] = flags
- *   WRITE_FILE s[0] = path, s[1] = text SETHOSTNAME, SETDOMAINNAME s[0]
+ *   WRITE_FILE i[0] = the host's /proc; s[0] = path in it, s[1] = text (ck_write_proc)
+ *   SETHOSTNAME, SETDOMAINNAME s[0]
  *   LOOPBACK_UP
  *   MOUNT s[0..3] = source, target, fstype, data; i[0] = flags, i[1] = propagation
  *   PIVOT_ROOT s[0] = new root (and child->rootfd reopened as "/")
@@ -918,6 +906,7 @@ static int ck_hook(const struct ck_op *op, struct ck_child *child)
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#define CK_RESOLVE_NO_XDEV 0x01ULL
 #define CK_RESOLVE_NO_MAGICLINKS 0x02ULL
 #define CK_RESOLVE_NO_SYMLINKS 0x04ULL
 #define CK_RESOLVE_BENEATH 0x08ULL
@@ -1004,6 +993,46 @@ static int ck_openat2(int dirfd, const char *path, unsigned long long flags,
         fd = (int)ck_sys(SYS_openat2, dirfd, path, &how, sizeof(how), 0);
     while (fd == -EAGAIN && ++tries < 64);
     return fd;
+}
+
+/* CK_OP_WRITE_FILE: one write(2) of text to the procfs file at path, relative to procfd,
+ * the host's /proc that the parent opened and checked (never the container's, whose
+ * image may have put a symlink at /proc/sys/net/ipv4/ip_forward leading to a host-wide
+ * file through another proc mount: CVE-2025-52881). No symlink, magic link or mount
+ * crossing is followed, and the file must be on procfs. A path starting "self/" is
+ * this process's directory: procfs's own "self" link, read, not followed. (Sysctls
+ * under sys/ are the namespaces' of the opener, not the mount's.) */
+static int ck_write_proc(int procfd, const char *path, const char *text)
+{
+    const unsigned long long how = CK_RESOLVE_BENEATH | CK_RESOLVE_NO_SYMLINKS
+                                   | CK_RESOLVE_NO_MAGICLINKS | CK_RESOLVE_NO_XDEV;
+    char buf[512];
+    struct statfs sfs;
+    size_t len = strlen(text), at;
+    long n;
+    int fd, rc;
+
+    if (strncmp(path, "self/", 5) == 0) {
+        n = ck_sys(SYS_readlinkat, procfd, "self", buf, sizeof(buf) - 1, 0);
+        if (n < 0)
+            return (int)n;
+        at = (size_t)n;
+        at = ck_append(buf, at, sizeof(buf) - 1, path + 4, strlen(path + 4));
+        buf[at] = '\0';
+        path = buf;
+    }
+    fd = ck_openat2(procfd, path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, how);
+    if (fd < 0)
+        return fd;
+    rc = (int)ck_sys(SYS_fstatfs, fd, &sfs, 0, 0, 0);
+    if (rc == 0 && sfs.f_type != CK_PROC_SUPER_MAGIC)
+        rc = -EXDEV;
+    if (rc == 0) {
+        n = ck_write(fd, text, len);
+        rc = n < 0 ? (int)n : 0;
+    }
+    ck_close(fd);
+    return rc;
 }
 
 static int ck_setattr(int fd, unsigned int at_flags, unsigned long long set,
@@ -1970,7 +1999,7 @@ static int ck_run_op(const struct ck_op *op, struct ck_child *child)
     case CK_OP_SETNS:          return (int)ck_sys(SYS_setns, (int)i[0], (int)i[1], 0, 0, 0);
     case CK_OP_CLOSE_FDS:      return ck_close_fds(op->ids, op->nids);
     case CK_OP_UNSHARE:        return (int)ck_sys(SYS_unshare, (int)i[0], 0, 0, 0, 0);
-    case CK_OP_WRITE_FILE:     return ck_write_file(s[0], s[1]);
+    case CK_OP_WRITE_FILE:     return ck_write_proc((int)i[0], s[0], s[1]);
     case CK_OP_SETHOSTNAME:    return (int)ck_sys(SYS_sethostname, s[0], strlen(s[0]), 0, 0, 0);
     case CK_OP_SETDOMAINNAME:
         return (int)ck_sys(SYS_setdomainname, s[0], strlen(s[0]), 0, 0, 0);

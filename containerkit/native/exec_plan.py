@@ -101,6 +101,9 @@ def _build_exec(plan: Plan, spec: oci.Spec, proc: oci.Process, keep: tuple[int, 
     linux = spec.linux
     add = plan.add
     image = plan.open_image()
+    held = keep                             # what the process keeps once in the container
+    if proc.oom_score_adj is not None:
+        keep = (*keep, plan.proc_fd())      # until the oomScoreAdj write, below
     ours = [fd for fd in (*keep, init_pidfd, image) if fd in passed]
     if ours:
         raise ContainerkitError(f"preserved fds 3..{2 + preserve_fds}: fd {ours[0]} is the "
@@ -131,7 +134,7 @@ def _build_exec(plan: Plan, spec: oci.Spec, proc: oci.Process, keep: tuple[int, 
     if proc.oom_score_adj is not None:
         # while this process has the caller's capabilities (a joined user namespace
         # would leave it none over the host's)
-        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
+        add("oomScoreAdj", ops.write_proc(plan.proc_fd(), b"self/oom_score_adj",
                                           str(proc.oom_score_adj).encode()),
             detail=str(proc.oom_score_adj))
     if fork_into_pidns:
@@ -143,7 +146,7 @@ def _build_exec(plan: Plan, spec: oci.Spec, proc: oci.Process, keep: tuple[int, 
     if fork_into_pidns:
         plan.forks_init = True
         add("fork", ops.fork_init(0, sync_fd), detail="into the pid namespace")
-    add("fds", ops.close_fds_except((*keep, *passed)))   # the pidfd is the host's handle
+    add("fds", ops.close_fds_except((*held, *passed)))  # not the pidfd (the host's handle)
     add("setsid", ops.setsid())         # a session of its own, as runc's exec'd processes
     if keyring is not None:
         add("keyring", ops.join_keyring(keyring.encode(), 0), detail=keyring)

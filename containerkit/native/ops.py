@@ -97,9 +97,12 @@ def unshare(flags: int) -> Op:
     return lib.CK_OP_UNSHARE, Args(i=(flags,))
 
 
-def write_file(path: bytes, text: bytes) -> Op:
-    """open(O_WRONLY) + one write, e.g. /proc/self/oom_score_adj."""
-    return lib.CK_OP_WRITE_FILE, Args(s=(path, text))
+def write_proc(proc_fd: int, path: bytes, text: bytes) -> Op:
+    """One write of ``text`` to ``path`` (e.g. ``self/oom_score_adj``, ``sys/net/...``)
+    in ``proc_fd``, the host's /proc (``Plan.proc_fd``), never the container's: openat2
+    beneath it without symlinks, magic links or mount crossings, the file checked to be
+    on procfs (ck_write_proc; CVE-2025-52881)."""
+    return lib.CK_OP_WRITE_FILE, Args(s=(path, text), i=(proc_fd,))
 
 
 def sethostname(name: bytes) -> Op:

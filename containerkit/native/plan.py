@@ -55,6 +55,16 @@ class Plan:
         self.forks_init = False         # the spawned child forks the init (INIT, sync.py)
         self.pidns_fd = -1                  # a pid namespace to clone the init into
         self.image_fd = -1                  # ck-init's sealed memfd, for REEXEC
+        self._proc_fd = -1                  # the host's /proc (proc_fd)
+
+    def proc_fd(self) -> int:
+        """The host's /proc, for WRITE_FILE (ops.write_proc): opened here, by the parent,
+        once per plan; kept by the init with the namespace files (closed with them)."""
+        if self._proc_fd < 0:
+            self._proc_fd = posix.open("/proc", posix.O_PATH | posix.O_DIRECTORY
+                                       | posix.O_CLOEXEC)
+            self.join_fds.append(self._proc_fd)
+        return self._proc_fd
 
     def reexec_step(self, keep: tuple[int, ...]) -> ops.Step:
         """REEXEC into ck-init (ops.reexec) from ``open_image``'s memfd, keeping
@@ -82,6 +92,7 @@ class Plan:
         for fd in self.join_fds:
             posix.close(fd)
         self.join_fds.clear()
+        self._proc_fd = -1
         if self.image_fd >= 0:
             posix.close(self.image_fd)
             self.image_fd = -1
@@ -269,14 +280,14 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
         # not dumpable and its /proc files belong to the host's root until execve
         add("unshare", ops.unshare(s.CLONE_NEWTIME), detail="time namespace")
         if offsets:
-            add("timeOffsets", ops.write_file(b"/proc/self/timens_offsets", offsets),
+            add("timeOffsets", ops.write_proc(plan.proc_fd(), b"self/timens_offsets", offsets),
                 detail=offsets.decode().strip().replace("\n", ", "))
     if id_maps is not None:
         add("user namespace", ops.sync(sync_fd, sync.USERNS, sync.IDMAPPED),
             detail="wait for uid_map/gid_map")
     if proc.oom_score_adj is not None and id_maps is None and joins_user:
         # before becoming root there: then the init's /proc files are the host root's
-        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
+        add("oomScoreAdj", ops.write_proc(plan.proc_fd(), b"self/oom_score_adj",
                                           str(proc.oom_score_adj).encode()),
             detail=str(proc.oom_score_adj))
     if plan.in_userns:
@@ -312,6 +323,7 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     if hooks.start_container:
         plan.state_fds["created"] = posix.memfd_create("ck-hook-state", posix.MFD_CLOEXEC)
     # nothing of the caller's crosses over: no lock, pidfd, socket or cwd fd of the host
+    plan.proc_fd()          # sysctls and the like are written through it (ops.write_proc)
     used = (sync_fd, fifo_fd, *plan.join_fds, *plan.state_fds.values())
     ours = [fd for fd in used if fd in passed]
     if ours:
@@ -329,7 +341,7 @@ def _build(spec: oci.Spec, made: list[Plan], *, rootfs: str, bundle: str, cgroup
     if proc.oom_score_adj is not None and id_maps is not None:
         plan.oom_score_adj = proc.oom_score_adj
     elif proc.oom_score_adj is not None and not joins_user:
-        add("oomScoreAdj", ops.write_file(b"/proc/self/oom_score_adj",
+        add("oomScoreAdj", ops.write_proc(plan.proc_fd(), b"self/oom_score_adj",
                                           str(proc.oom_score_adj).encode()),
             detail=str(proc.oom_score_adj))
 

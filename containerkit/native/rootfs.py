@@ -248,7 +248,8 @@ def rootfs_steps(plan: Plan, spec: oci.Spec, linux: oci.Linux, rootfs: str,
     if shared:
         add("root propagation", ops.mount(None, b"/", None, PROPAGATION[prop]), detail=prop)
     for key, value in sorted(linux.sysctl.items()):
-        add("sysctl", ops.write_file(sysctl_path(key, linux).encode(), value.encode()),
+        add("sysctl", ops.write_proc(plan.proc_fd(), sysctl_path(key, linux).encode(),
+                                     value.encode()),
             detail=f"{key}={value}")
     for i, p in enumerate(linux.masked_paths):
         path = container_path(p, f"linux.maskedPaths[{i}]")
@@ -330,9 +331,9 @@ IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "ker
 
 
 def sysctl_path(key: str, linux: oci.Linux) -> str:
-    """/proc/sys path of a sysctl the container may set: only those that belong to a
-    namespace the container has of its own (runc's rule); anything else would change
-    the host."""
+    """The path in /proc (``sys/...``) of a sysctl the container may set: only those
+    that belong to a namespace the container has of its own (runc's rule); anything else
+    would change the host."""
     field = f"config.json: linux.sysctl: {key!r}"
     name = key.replace("/", ".")
     parts = name.split(".")
@@ -353,5 +354,5 @@ def sysctl_path(key: str, linux: oci.Linux) -> str:
     if needed not in own:
         raise UnsupportedError(f"{field}: needs a new {needed} namespace; it would change "
                                "the host's")
-    return "/proc/sys/" + "/".join(parts)
+    return "sys/" + "/".join(parts)
 

@@ -253,3 +253,56 @@ def test_nothing_of_the_runtime_is_reachable_during_exec(
     assert targets <= {"/bin/busybox", "/memfd:containerkit-init (deleted)",
                        "/memfd:containerkit-plan (deleted)"}, targets
     assert _digest(private_python) == before
+
+
+# CVE-2025-52881: the files the runtime writes in procfs must not follow the image's
+# symlinks. Here proc is mounted at /realproc, so the image's own /proc is what a plain
+# open("/proc/sys/...") after pivot_root would walk: each file it writes leads to a trap
+# in the rootfs (in the real attack, to /realproc/sys/kernel/core_pattern and the like).
+TRAPS = {"proc/sys/net/ipv4/ip_forward": "/trap-sysctl",
+         "proc/self/oom_score_adj": "/trap-oom",
+         "proc/self/timens_offsets": "/trap-time"}
+
+
+def test_procfs_writes_never_follow_the_images_symlinks(
+        rootfs: str, tmp_path: Path, state_root: str,
+        leak_check: Callable[[], None]) -> None:
+    from ckhelpers import run_container
+
+    from containerkit import spec as oci
+
+    root = copy_rootfs(rootfs, str(tmp_path / "root"))
+    os.rmdir(os.path.join(root, "proc"))
+    for link, trap in TRAPS.items():
+        os.makedirs(os.path.join(root, os.path.dirname(link)), exist_ok=True)
+        os.symlink(trap, os.path.join(root, link))
+        Path(root, trap.lstrip("/")).write_text("")
+    config = oci.default_spec(cgroupns=False).to_dict()
+    config["root"] = {"path": root, "readonly": False}
+    for m in config["mounts"]:
+        if m["destination"] == "/proc":
+            m["destination"] = "/realproc"
+    linux = config["linux"]
+    linux["maskedPaths"] = linux["readonlyPaths"] = []
+    linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    linux["namespaces"].append({"type": "time"})
+    linux["timeOffsets"] = {"boottime": {"secs": 86400, "nanosecs": 0}}
+    config["process"]["oomScoreAdj"] = 123
+    config["process"]["args"] = sh("""
+        echo forward=$(cat /realproc/sys/net/ipv4/ip_forward)
+        echo oom=$(cat /realproc/self/oom_score_adj)
+        echo uptime=$(cut -d. -f1 /realproc/uptime)
+        for t in /trap-*; do echo "$t=[$(cat $t)]"; done
+        """)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps(config))
+    with open("/proc/uptime") as f:
+        host_uptime = int(float(f.read().split()[0]))
+    status, out = run_container(str(bundle), state_root)
+    assert status == 0, out
+    assert "forward=1" in out and "oom=123" in out          # each write did land, in place
+    uptime = int(out.split("uptime=")[1].split()[0])
+    assert uptime >= host_uptime + 86400 - 5, out            # the offset is the container's
+    for trap in TRAPS.values():
+        assert f"{trap}=[]" in out, out                      # and nothing followed a link

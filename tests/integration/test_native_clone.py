@@ -221,8 +221,8 @@ def test_spawn_shares_the_address_space() -> None:
     (0, ops.unshare(syscalls.CLONE_NEWUSER)),
     (0, ops.setns(0, 0)),                           # nstype 0: any, a user ns too
     (syscalls.CLONE_NEWTIME, None),
-    (0, ops.write_file(b"/proc/self/oom_score_adj", b"0")),  # would set the parent's
-    (0, ops.write_file(b"/proc/self/coredump_filter", b"0")),  # the mm's own
+    (0, ops.write_proc(0, b"self/oom_score_adj", b"0")),  # would set the parent's
+    (0, ops.write_proc(0, b"self/coredump_filter", b"0")),  # the mm's own
     (0, ops.set_user(4242, 4242, [], True)),        # would make the parent's mm undumpable
 ])
 def test_spawn_fork_like_when_the_mm_must_not_be_shared(flags: int,
@@ -249,7 +249,7 @@ def test_spawn_same_user_or_sysctl_shares_the_mm() -> None:
         ("user", ops.set_user(os.geteuid(), os.getegid(), [], True)),
         ("exec", ops.find_executable((b"/bin/true",))),
         ("exec", ops.execve((b"true",), (), 0o022)),
-        ("sysctl", ops.write_file(b"/proc/sys/kernel/domainname", b"x")),  # never reached
+        ("sysctl", ops.write_proc(0, b"sys/kernel/domainname", b"x")),  # never reached
     ))
     assert pid in _memory
     os.close(release)

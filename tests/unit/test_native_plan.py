@@ -208,10 +208,11 @@ def test_op_array_lays_out_every_step(tmp_path: Path) -> None:
     rlimit = next(op for op in ops if op.code == s.lib.CK_OP_RLIMIT)
     assert list(rlimit.i)[1:3] == [1024, -1]                      # RLIM_INFINITY
     keep = next(op for op in ops if op.code == s.lib.CK_OP_CLOSE_FDS)
-    assert [keep.ids[k] for k in range(keep.nids)] == [10, 11]
+    proc = plan.join_fds[0]     # the host's /proc, for sysctls (ops.write_proc)
+    assert [keep.ids[k] for k in range(keep.nids)] == sorted([10, 11, proc])
     reexec = next(op for op in ops if op.code == s.lib.CK_OP_REEXEC)
     assert reexec.i[0] == plan.image_fd     # ck-init's sealed memfd: closed by its execve
-    assert [reexec.ids[k] for k in range(reexec.nids)] == [10, 11]
+    assert [reexec.ids[k] for k in range(reexec.nids)] == sorted([10, 11, proc])
 
 
 def test_op_array_refuses_nul_bytes(tmp_path: Path) -> None:
