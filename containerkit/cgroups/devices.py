@@ -27,6 +27,7 @@ Instructions are assembled here; ``syscalls.bpf_*`` make the calls.
 
 from __future__ import annotations
 
+import _thread
 import posix
 
 from ..errors import ConfigError, UnsupportedError
@@ -263,32 +264,61 @@ def _imm32(value: int) -> int:
 # Load, attach, replace
 # ---------------------------------------------------------------------------------------------
 
-#: Loaded programs by what they enforce, for this process: a library that creates many
-#: containers with the same rules assembles the program (~0.2 ms of Python) and pays the
-#: verifier once (an fd can be attached to many cgroups).
+#: Loaded programs by what they enforce, least recently used first: a library that
+#: creates many containers with the same rules assembles the program (~0.2 ms of Python)
+#: and pays the verifier once (an fd can be attached to many cgroups). Shared by every
+#: thread of the process, under ``_lock``.
 _loaded: dict[Program, int] = {}
-_MAX_CACHED = 8
+_lock = _thread.allocate_lock()
+#: The cache's bound: at most this many program fds stay open in the embedding process
+#: between calls (the least recently used is closed first); while an :func:`apply` runs,
+#: it holds one more, its own dup, closed before it returns.
+MAX_CACHED = 8
 
 
-def _load(program: Program) -> int:
+def cached_fds() -> list[int]:
+    """The program fds the cache holds now (nothing else of this module stays open)."""
+    with _lock:
+        return list(_loaded.values())
+
+
+def _take(program: Program) -> int:
+    """An fd of the loaded program for ``program``, the caller's to close: a dup of the
+    cached one, made under the lock, so that another thread's eviction (which closes the
+    cached fd) can never close the number the caller attaches, nor let a program loaded
+    meanwhile reuse it."""
+    with _lock:
+        fd = _loaded.pop(program, None)
+        if fd is not None:
+            _loaded[program] = fd               # now the most recently used
+            return posix.dup(fd)
+    fd = _prog_load(program)                    # outside the lock: the verifier's time
+    with _lock:
+        if program in _loaded:                  # another thread loaded it meanwhile:
+            return fd                           # this one serves this call only
+        try:
+            mine = posix.dup(fd)
+        except OSError:
+            posix.close(fd)
+            raise
+        while len(_loaded) >= MAX_CACHED:
+            posix.close(_loaded.pop(next(iter(_loaded))))
+        _loaded[program] = fd
+        return mine
+
+
+def _prog_load(program: Program) -> int:
     from .. import syscalls as s
 
-    fd = _loaded.get(program)
-    if fd is not None:
-        return fd
     code = assemble(program)
     try:
-        fd = s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
-                             name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE)
+        return s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
+                               name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE)
     except OSError:
         # again with the verifier's log, for the message
-        fd = s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
-                             name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE,
-                             log_size=1 << 16)
-    if len(_loaded) >= _MAX_CACHED:
-        posix.close(_loaded.pop(next(iter(_loaded))))
-    _loaded[program] = fd
-    return fd
+        return s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
+                               name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE,
+                               log_size=1 << 16)
 
 
 def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> None:
@@ -301,9 +331,10 @@ def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> N
         dirfd = posix.open(cgroup_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except OSError as e:
         raise UnsupportedError(f"linux.resources.devices: {cgroup_dir}: {e.strerror}") from None
+    prog = -1
     try:
         old = s.bpf_prog_query(dirfd, s.BPF_CGROUP_DEVICE) if replace else []
-        prog = _load(program)
+        prog = _take(program)
         prog_id = s.bpf_prog_id(prog) if old else -1
         if prog_id not in old:           # the same program attached twice is EEXIST
             s.bpf_prog_attach(dirfd, prog, s.BPF_CGROUP_DEVICE, s.BPF_F_ALLOW_MULTI)
@@ -316,6 +347,8 @@ def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> N
             f"BPF_CGROUP_DEVICE program on {cgroup_dir}: {e}; refusing to run without "
             "them") from None
     finally:
+        if prog >= 0:
+            posix.close(prog)
         posix.close(dirfd)
 
 
