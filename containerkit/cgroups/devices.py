@@ -6,22 +6,28 @@ allow/deny list becomes an eBPF program attached to the container's cgroup direc
 (between the two both run, and the kernel allows an access only if every program does, so
 nothing is ever more open than either rule set).
 
-The rule list the program enforces is runc's: the spec's rules in order, then an ``rwm``
-allow for every ``linux.devices`` node, then runc's built-in allow list
-(:data:`DEFAULT_RULES`: mknod of any node, the default devices, ``/dev/pts``, ``/dev/ptmx``,
-``/dev/net/tun``). The baseline is deny, as in runc's emulator.
+The rule list is current runc's (``specconv.CreateCgroupConfig``): the spec's rules in
+order, then runc's built-in list (:data:`DEFAULT_DEVICES`: mknod of any node, the default
+devices, ``/dev/pts``, ``/dev/ptmx``, ``/dev/net/tun``), less the default devices whose path
+``linux.devices`` lists (runc's ``createDevices``: the spec's node replaces the default one,
+and so does its permission: none unless a rule gives it). A ``linux.devices`` node gets no
+rule of its own: a node's presence is not permission (clients add the allow rule).
 
-Semantics: for each access bit the kernel asks about (m, r, w), the LAST rule that matches
-the device and names that bit decides; an access is allowed when every bit it asks for is.
-That is what applying the rules one after the other to a v1 devices cgroup means, without
-v1's inability to "punch holes" in a wildcard rule (a ``deny c 1:1`` after ``allow c 1:*``
-denies 1:1 here; runc refuses that list, v1 ignored the deny).
+The list is then read as a v1 devices cgroup reads it, as runc's emulator does
+(:func:`emulate`): ``a`` rules reset the default (deny or allow) and drop the exceptions;
+the other rules add to or take from the exceptions of exactly their (type, major, minor);
+taking from a node what a wildcard exception gives it ("punching a hole") is refused, as
+runc refuses it. The program then allows, in deny-by-default mode, an access that one
+exception covers whole (every bit asked), and denies, in allow-by-default mode, an access
+that an exception touches at all (any bit asked: the v1 kernel's rule; runc's program asks
+for the whole access there too, which lets ``O_RDWR`` through a ``w`` deny).
 
 Instructions are assembled here; ``syscalls.bpf_*`` make the calls.
 """
 
 from __future__ import annotations
 
+import _thread
 import posix
 
 from ..errors import ConfigError, UnsupportedError
@@ -60,21 +66,23 @@ class Rule(NamedTuple):
         return f"{'allow' if self.allow else 'deny'} {self.type} {num}:{mnum} {self.access}"
 
 
-#: runc's built-in allow list (libcontainer/specconv AllowedDevices), appended last so it
-#: always applies. /dev/net/tun: dropped in runc 1.2.0, back in 1.2.1 (and in 1.1.x).
-DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule(True, "c", WILDCARD, WILDCARD, "m"),
-    Rule(True, "b", WILDCARD, WILDCARD, "m"),
-    Rule(True, "c", 1, 3, "rwm"),        # /dev/null
-    Rule(True, "c", 1, 8, "rwm"),        # /dev/random
-    Rule(True, "c", 1, 7, "rwm"),        # /dev/full
-    Rule(True, "c", 5, 0, "rwm"),        # /dev/tty
-    Rule(True, "c", 1, 5, "rwm"),        # /dev/zero
-    Rule(True, "c", 1, 9, "rwm"),        # /dev/urandom
-    Rule(True, "c", 136, WILDCARD, "rwm"),   # /dev/pts/*
-    Rule(True, "c", 5, 2, "rwm"),        # /dev/ptmx
-    Rule(True, "c", 10, 200, "rwm"),     # /dev/net/tun
+#: runc's built-in list (libcontainer/specconv ``AllowedDevices``), appended after the spec's
+#: rules: (path, rule); a path ``linux.devices`` lists drops its rule (runc's ``createDevices``).
+#: /dev/net/tun: dropped in runc 1.2.0, back since 1.2.4 (and in 1.1.x).
+DEFAULT_DEVICES: tuple[tuple[str, Rule], ...] = (
+    ("", Rule(True, "c", WILDCARD, WILDCARD, "m")),
+    ("", Rule(True, "b", WILDCARD, WILDCARD, "m")),
+    ("/dev/null", Rule(True, "c", 1, 3, "rwm")),
+    ("/dev/random", Rule(True, "c", 1, 8, "rwm")),
+    ("/dev/full", Rule(True, "c", 1, 7, "rwm")),
+    ("/dev/tty", Rule(True, "c", 5, 0, "rwm")),
+    ("/dev/zero", Rule(True, "c", 1, 5, "rwm")),
+    ("/dev/urandom", Rule(True, "c", 1, 9, "rwm")),
+    ("", Rule(True, "c", 136, WILDCARD, "rwm")),     # /dev/pts/*
+    ("", Rule(True, "c", 5, 2, "rwm")),              # /dev/ptmx
+    ("", Rule(True, "c", 10, 200, "rwm")),           # /dev/net/tun
 )
+DEFAULT_RULES: tuple[Rule, ...] = tuple(rule for _, rule in DEFAULT_DEVICES)
 
 
 def rules_from_spec(linux: spec.Linux | None,
@@ -90,17 +98,75 @@ def rules_from_spec(linux: spec.Linux | None,
         typ = d.type or "a"
         major = WILDCARD if d.major is None else d.major
         minor = WILDCARD if d.minor is None else d.minor
-        access = d.access if d.access is not None else "rwm"
+        if not d.access:                    # runc: "device access ... cannot be empty"
+            raise ConfigError(f"{field}[{i}].access: empty or missing (a combination of "
+                              "'r', 'w', 'm' is required, as runc requires it)")
         for name, v, top in (("major", major, 0xFFF), ("minor", minor, 0xFFFFF)):
             if v < WILDCARD or v > top:     # Linux: 12-bit majors, 20-bit minors
                 raise ConfigError(f"{field}[{i}].{name}: {v} is not a device number "
                                   f"(0..{top}, or -1/omitted for any)")
-        rules.append(Rule(bool(d.allow), typ, major, minor, access))
-    for d in (linux.devices if linux is not None else ()):
-        if d.type in ("c", "u", "b") and d.major is not None and d.minor is not None:
-            rules.append(Rule(True, "b" if d.type == "b" else "c", d.major, d.minor, "rwm"))
-    rules.extend(DEFAULT_RULES)
+        rules.append(Rule(bool(d.allow), typ, major, minor, d.access))
+    listed = {d.path for d in linux.devices} if linux is not None and linux.devices else ()
+    rules.extend(rule for path, rule in DEFAULT_DEVICES if not path or path not in listed)
     return rules
+
+
+class Program(NamedTuple):
+    """What the program enforces: the default verdict, and the exceptions to it (each
+    with the other verdict, type 'b' or 'c'), in runc's order (major, minor, type)."""
+
+    default_allow: bool
+    exceptions: tuple[Rule, ...]
+
+
+def _bits(access: str) -> int:
+    bits = 0
+    for c in access:
+        bits |= _ACCESS_BITS[c]
+    return bits
+
+
+def _letters(bits: int) -> str:
+    return "".join(c for c in "rwm" if bits & _ACCESS_BITS[c])
+
+
+def emulate(rules: Iterable[Rule]) -> Program:
+    """The rules applied one after the other to an emulated v1 devices cgroup, as runc's
+    ``devices.emulator`` does. Two choices differ from runc, each the narrower reading:
+    an ``allow`` of type ``a`` with a major, a minor or less than ``rwm`` allows just
+    that for both types (the runtime-spec's meaning; runc, like v1, resets to allow
+    everything), while a ``deny`` of type ``a`` always resets to deny all (runc's)."""
+    default_allow = False
+    exc: dict[tuple[str, int, int], int] = {}
+    for rule in rules:
+        bits = _bits(rule.access)
+        if rule.type == "a":
+            if not rule.allow or (rule.major == rule.minor == WILDCARD and bits == _ALL_BITS):
+                default_allow, exc = rule.allow, {}
+                continue
+            metas = [("c", rule.major, rule.minor), ("b", rule.major, rule.minor)]
+        else:
+            metas = [(rule.type, rule.major, rule.minor)]
+        for meta in metas:
+            if rule.allow != default_allow:       # an exception to the default
+                if bits:
+                    exc[meta] = exc.get(meta, 0) | bits
+                continue
+            typ, major, minor = meta              # takes from the exception of ``meta``
+            for wide in ((typ, WILDCARD, minor), (typ, major, WILDCARD),
+                         (typ, WILDCARD, WILDCARD)):
+                if wide != meta and exc.get(wide, 0) & bits:
+                    held = Rule(not default_allow, *wide, _letters(exc[wide]))
+                    raise ConfigError(
+                        f"linux.resources.devices: {rule} cannot punch a hole in the "
+                        f"earlier wildcard rule {held} (runc and the v1 devices cgroup "
+                        "refuse it too): list what to allow instead")
+            left = exc.pop(meta, 0) & ~bits
+            if left:
+                exc[meta] = left
+    order = sorted(exc.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0] == "c"))
+    return Program(default_allow, tuple(Rule(not default_allow, t, major, minor, _letters(b))
+                                        for (t, major, minor), b in order))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,20 +187,20 @@ _ALL_BITS = ACC_MKNOD | ACC_READ | ACC_WRITE
 _ALLOW, _DENY, _NEXT = "allow", "deny", "next"   # jump targets, resolved at the end
 
 
-def assemble(rules: Sequence[Rule]) -> bytes:
-    """The program (struct bpf_insn[] as bytes) that enforces ``rules``: returns 1 (allow)
-    when, for every access bit asked, the last matching rule naming the bit allows it.
+def assemble(rules: Sequence[Rule] | Program) -> bytes:
+    """The program (struct bpf_insn[] as bytes) that enforces ``rules`` (read by
+    :func:`emulate`) or an emulated :class:`Program`: returns 1 (allow) or 0 (deny).
 
-    One pass over the rules, last first, with r6 = the asked bits no rule has decided yet:
-    a matching allow clears its bits (none left: allow), a matching deny that names an
-    undecided bit denies; bits still undecided after the first rule are denied.
-
-    Shaped for the verifier, which costs every create (it runs at each load): the device
-    registers are never compared themselves, only a scratch copy (r0 = reg ^ value), so no
+    One block per exception, in order; the first whose device matches decides if the
+    access is in it (deny by default: every asked bit; allow by default: any), else the
+    next; the default after the last. As runc's, but shaped for the verifier, which costs
+    every create (it runs at each load): the device and access registers are never
+    compared themselves, only a scratch copy (r0 = reg ^ value, r0 = asked & bits), so no
     path learns their exact values and the states of all paths compare equal where they
-    join. Compared directly, each combination of matching rules was a state of its own:
-    the verifier walked ~9 instructions per instruction of runc's default list (~1.2 ms per
-    load here), now ~2 (~0.25 ms)."""
+    join (each combination of matching rules was a state of its own when they were
+    compared directly: ~9 instructions walked per instruction of runc's default list,
+    ~1.2 ms per load here, against ~2)."""
+    program = rules if isinstance(rules, Program) else emulate(rules)
     prog: list[tuple[int, int, int | str, int]] = []   # (code, regs, offset or label, imm)
 
     def emit(code: int, dst: int = 0, src: int = 0, off: int | str = 0, imm: int = 0) -> None:
@@ -147,16 +213,9 @@ def assemble(rules: Sequence[Rule]) -> bytes:
     emit(_ALU_AND_K, R2, imm=0xFFFF)    # r2 = device type
     emit(_LDX_MEM_W, R4, R1, 4)         # r4 = major
     emit(_LDX_MEM_W, R5, R1, 8)         # r5 = minor
-    emit(_JMP_JEQ_K, R6, off=_ALLOW)    # nothing asked
-    for rule in reversed(rules):
-        bits = 0
-        for c in rule.access:
-            bits |= _ACCESS_BITS[c]
-        if not bits:
-            continue
-        checks: list[tuple[int, int]] = []   # (register, value) that must be equal
-        if rule.type != "a":
-            checks.append((R2, _DEV_TYPES[rule.type]))
+    for rule in program.exceptions:
+        bits = _bits(rule.access)
+        checks: list[tuple[int, int]] = [(R2, _DEV_TYPES[rule.type])]
         if rule.major != WILDCARD:
             checks.append((R4, rule.major))
         if rule.minor != WILDCARD:
@@ -166,11 +225,11 @@ def assemble(rules: Sequence[Rule]) -> bytes:
             emit(_ALU_MOV_X, R0, reg)
             emit(_ALU_XOR_K, R0, imm=_imm32(value))
             emit(_JMP_JNE_K, R0, off=_NEXT)
-        if rule.allow:
-            emit(_ALU_AND_K, R6, imm=~bits)
-            emit(_JMP_JEQ_K, R6, off=_ALLOW)
-        else:
-            emit(_ALU_MOV_X, R0, R6)
+        emit(_ALU_MOV_X, R0, R6)
+        if rule.allow:                  # allowed if no asked bit is outside the rule's
+            emit(_ALU_AND_K, R0, imm=~bits)
+            emit(_JMP_JEQ_K, R0, off=_ALLOW)
+        else:                           # denied if any asked bit is in the rule's
             emit(_ALU_AND_K, R0, imm=bits)
             emit(_JMP_JNE_K, R0, off=_DENY)
         nxt = len(prog)                       # a check that fails goes to the next rule
@@ -178,18 +237,16 @@ def assemble(rules: Sequence[Rule]) -> bytes:
             code, regs, off, imm = prog[pc]
             if off == _NEXT:
                 prog[pc] = (code, regs, nxt - pc - 1, imm)
-    deny = len(prog)
-    emit(_ALU_MOV_K, R0, imm=0)
+    emit(_ALU_MOV_K, R0, imm=int(program.default_allow))    # no exception decided
     emit(_EXIT)
-    allow = len(prog)
-    emit(_ALU_MOV_K, R0, imm=1)
-    emit(_EXIT)
+    verdict = len(prog)          # every exception's verdict is the other one (the
+    if program.exceptions:       # verifier refuses unreachable instructions)
+        emit(_ALU_MOV_K, R0, imm=int(not program.default_allow))
+        emit(_EXIT)
     out = bytearray()
     for pc, (code, regs, off, imm) in enumerate(prog):
-        if off == _ALLOW:
-            off = allow - pc - 1
-        elif off == _DENY:
-            off = deny - pc - 1
+        if off in (_ALLOW, _DENY):
+            off = verdict - pc - 1
         assert isinstance(off, int)
         out += bytes((code, regs)) + off.to_bytes(2, "little", signed=True) \
             + imm.to_bytes(4, "little", signed=True)
@@ -207,32 +264,61 @@ def _imm32(value: int) -> int:
 # Load, attach, replace
 # ---------------------------------------------------------------------------------------------
 
-#: Loaded programs by their rules, for this process: a library that creates many
-#: containers with the same rules assembles the program (~0.2 ms of Python) and pays the
-#: verifier once (an fd can be attached to many cgroups).
-_loaded: dict[tuple[Rule, ...], int] = {}
-_MAX_CACHED = 8
+#: Loaded programs by what they enforce, least recently used first: a library that
+#: creates many containers with the same rules assembles the program (~0.2 ms of Python)
+#: and pays the verifier once (an fd can be attached to many cgroups). Shared by every
+#: thread of the process, under ``_lock``.
+_loaded: dict[Program, int] = {}
+_lock = _thread.allocate_lock()
+#: The cache's bound: at most this many program fds stay open in the embedding process
+#: between calls (the least recently used is closed first); while an :func:`apply` runs,
+#: it holds one more, its own dup, closed before it returns.
+MAX_CACHED = 8
 
 
-def _load(rules: tuple[Rule, ...]) -> int:
+def cached_fds() -> list[int]:
+    """The program fds the cache holds now (nothing else of this module stays open)."""
+    with _lock:
+        return list(_loaded.values())
+
+
+def _take(program: Program) -> int:
+    """An fd of the loaded program for ``program``, the caller's to close: a dup of the
+    cached one, made under the lock, so that another thread's eviction (which closes the
+    cached fd) can never close the number the caller attaches, nor let a program loaded
+    meanwhile reuse it."""
+    with _lock:
+        fd = _loaded.pop(program, None)
+        if fd is not None:
+            _loaded[program] = fd               # now the most recently used
+            return posix.dup(fd)
+    fd = _prog_load(program)                    # outside the lock: the verifier's time
+    with _lock:
+        if program in _loaded:                  # another thread loaded it meanwhile:
+            return fd                           # this one serves this call only
+        try:
+            mine = posix.dup(fd)
+        except OSError:
+            posix.close(fd)
+            raise
+        while len(_loaded) >= MAX_CACHED:
+            posix.close(_loaded.pop(next(iter(_loaded))))
+        _loaded[program] = fd
+        return mine
+
+
+def _prog_load(program: Program) -> int:
     from .. import syscalls as s
 
-    fd = _loaded.get(rules)
-    if fd is not None:
-        return fd
-    code = assemble(rules)
+    code = assemble(program)
     try:
-        fd = s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
-                             name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE)
+        return s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
+                               name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE)
     except OSError:
         # again with the verifier's log, for the message
-        fd = s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
-                             name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE,
-                             log_size=1 << 16)
-    if len(_loaded) >= _MAX_CACHED:
-        posix.close(_loaded.pop(next(iter(_loaded))))
-    _loaded[rules] = fd
-    return fd
+        return s.bpf_prog_load(s.BPF_PROG_TYPE_CGROUP_DEVICE, code, b"Apache",
+                               name=b"ck_devices", expected_attach_type=s.BPF_CGROUP_DEVICE,
+                               log_size=1 << 16)
 
 
 def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> None:
@@ -240,13 +326,15 @@ def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> N
     programs that were attached there before. Errors name the field and the cause."""
     from .. import syscalls as s
 
+    program = emulate(rules)
     try:
         dirfd = posix.open(cgroup_dir, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except OSError as e:
         raise UnsupportedError(f"linux.resources.devices: {cgroup_dir}: {e.strerror}") from None
+    prog = -1
     try:
         old = s.bpf_prog_query(dirfd, s.BPF_CGROUP_DEVICE) if replace else []
-        prog = _load(tuple(rules))
+        prog = _take(program)
         prog_id = s.bpf_prog_id(prog) if old else -1
         if prog_id not in old:           # the same program attached twice is EEXIST
             s.bpf_prog_attach(dirfd, prog, s.BPF_CGROUP_DEVICE, s.BPF_F_ALLOW_MULTI)
@@ -259,6 +347,8 @@ def apply(cgroup_dir: str, rules: Iterable[Rule], *, replace: bool = False) -> N
             f"BPF_CGROUP_DEVICE program on {cgroup_dir}: {e}; refusing to run without "
             "them") from None
     finally:
+        if prog >= 0:
+            posix.close(prog)
         posix.close(dirfd)
 
 

@@ -354,7 +354,8 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0) -> Op:
     return lib.CK_OP_PRCTL, Args(i=(option, arg2, arg3))
 
 
-_NAMES: dict[str, object] = {}  # step names are few and fixed: one C string each
+# step names are few and fixed: one C string each, never replaced (an op points to it)
+_NAMES: dict[str, object] = {}
 
 
 class OpArray:
@@ -369,8 +370,8 @@ class OpArray:
             name, code, args, detail = step
             op.code = code
             cname = _NAMES.get(name)
-            if cname is None:
-                cname = _NAMES[name] = ffi.new("char[]", name.encode())
+            if cname is None:   # setdefault: a racing thread's string must stay alive
+                cname = _NAMES.setdefault(name, ffi.new("char[]", name.encode()))
             op.name = cname
             op.detail = self._str(detail.encode(), step)
             if len(args.s) > 4 or len(args.i) > 4:

@@ -14,6 +14,7 @@ state (``send_to_listener``), then lets the init go on (``CONTINUE``).
 
 from __future__ import annotations
 
+import _thread
 import errno as _errno
 import os
 
@@ -43,6 +44,7 @@ FLAG_NEW_LISTENER = 8
 FLAG_TSYNC_ESRCH = 16
 FLAG_WAIT_KILLABLE_RECV = 32
 ACT_NOTIFY = 0x7FC00000
+_lock = _thread.allocate_lock()     # around every use of libseccomp (compile_filter)
 
 
 def action(name: str, errno_ret: int | None, field: str) -> int:
@@ -92,20 +94,22 @@ def compile_filter(sec: oci.Seccomp) -> tuple[int, bytes]:
         raise SpecError(f"config.json: {FIELD}.flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
                         "needs an SCMP_ACT_NOTIFY rule (the kernel refuses it without a "
                         "listener)")
-    ctx = lib.seccomp_init(default)
-    if ctx == ffi.NULL:
-        raise UnsupportedError(f"{FIELD}.defaultAction: libseccomp refused "
-                               f"{sec.default_action}")
-    try:
-        for arch in sec.architectures:
-            rc = lib.seccomp_arch_add(ctx, _arch_token(arch))
-            if rc < 0 and rc != -_errno.EEXIST:
-                raise UnsupportedError(f"{FIELD}.architectures: {arch}: {os.strerror(-rc)}")
-        for i, rule in enumerate(sec.syscalls):
-            _add_rule(ctx, rule, default, f"{FIELD}.syscalls[{i}]")
-        return flags, _export(ctx)
-    finally:
-        lib.seccomp_release(ctx)
+    with _lock:     # libseccomp keeps process-wide state (API level, probes): one at a time
+        ctx = lib.seccomp_init(default)
+        if ctx == ffi.NULL:
+            raise UnsupportedError(f"{FIELD}.defaultAction: libseccomp refused "
+                                   f"{sec.default_action}")
+        try:
+            for arch in sec.architectures:
+                rc = lib.seccomp_arch_add(ctx, _arch_token(arch))
+                if rc < 0 and rc != -_errno.EEXIST:
+                    raise UnsupportedError(f"{FIELD}.architectures: {arch}: "
+                                           f"{os.strerror(-rc)}")
+            for i, rule in enumerate(sec.syscalls):
+                _add_rule(ctx, rule, default, f"{FIELD}.syscalls[{i}]")
+            return flags, _export(ctx)
+        finally:
+            lib.seccomp_release(ctx)
 
 
 def _add_rule(ctx: object, rule: oci.Syscall, default: int, field: str) -> None:

@@ -78,16 +78,72 @@ def test_denied_device_cannot_be_opened_even_by_root(make_bundle: Callable[..., 
     }, out
 
 
-def test_later_deny_overrides_a_wildcard_allow(make_bundle: Callable[..., str],
-                                               state_root: str) -> None:
-    bundle = make_bundle(["/bin/sh", "-c", MKNODS + PROBE], _edit([
+def test_a_hole_in_a_wildcard_allow_is_refused(make_bundle: Callable[..., str],
+                                              state_root: str) -> None:
+    """runc refuses a deny that takes a node out of an earlier wildcard allow (a v1
+    devices cgroup would ignore it): refused here too, with nothing left."""
+    bundle = make_bundle(["/bin/true"], _edit([
         {"allow": False, "access": "rwm"},
         {"allow": True, "type": "c", "major": 42, "access": "rw"},
         {"allow": False, "type": "c", "major": 42, "minor": 1, "access": "w"},
     ]))
-    res = _results(_run(bundle, state_root, "cgdev-hole"))
-    assert res[("d0", "r")] == ALLOWED and res[("d0", "rw")] == ALLOWED
-    assert res[("d1", "r")] == ALLOWED and res[("d1", "rw")] == DENIED
+    config = Bundle(bundle, id="cgdev-hole", root=state_root)
+    with pytest.raises(ContainerkitError, match=r"linux.resources.devices: deny c 42:1 w "
+                                                r"cannot punch a hole in .*allow c 42:\* rw"):
+        with new_container(config, config.graph_driver(), NativeDriver()) as c:
+            c.create()
+
+
+# /dev/kmsg (c 1:11) in linux.devices: the node is made, but only a rule lets it open;
+# the default devices stay usable ("<node> <result>" lines; any error but EPERM is the
+# device's own answer, past the device cgroup)
+KMSG_NODE = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600,
+             "uid": 0, "gid": 0}
+KMSG_PROBE = (
+    "mknod /dev/tun c 10 200; "
+    "for n in null zero full random urandom tty ptmx tun; do"
+    " echo $n \"$( (exec 3<>/dev/$n && echo ok) 2>&1)\"; done; "
+    "exec 4<>/dev/ptmx; for p in /dev/pts/[0-9]*; do"
+    " echo pts \"$( (exec 3<>$p && echo ok) 2>&1)\"; done; "
+    "ls -l /dev/kmsg | cut -c1; "       # write-only: reading it needs CAP_SYSLOG
+    "echo kmsg \"$( (echo '<7>containerkit test: /dev/kmsg written by rule' >/dev/kmsg"
+    " && echo ok) 2>&1)\"")
+
+
+def _kmsg(make_bundle: Callable[..., str], state_root: str, cid: str,
+          rules: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
+    def edit(cfg: dict[str, Any]) -> None:
+        _edit(rules)(cfg)
+        cfg["linux"].setdefault("devices", []).append(dict(KMSG_NODE))
+    out = _run(make_bundle(["/bin/sh", "-c", KMSG_PROBE], edit), state_root, cid)
+    got = {}
+    for line in out.splitlines():
+        node, _, msg = line.partition(" ")
+        if msg:
+            got[node] = "ok" if msg == "ok" else DENIED if DENIED in msg else msg
+    return got, out
+
+
+def test_a_listed_node_is_not_an_allowed_one(make_bundle: Callable[..., str],
+                                             state_root: str) -> None:
+    """runc's case: deny all, /dev/kmsg in linux.devices: the node exists, writing it is
+    EPERM; runc's default devices still open."""
+    got, out = _kmsg(make_bundle, state_root, "cgdev-kmsg", [{"allow": False, "access": "rwm"}])
+    assert "c" in out.splitlines(), out       # the node was made
+    assert got["kmsg"] == DENIED, out
+    for node in ("null", "zero", "full", "random", "urandom", "ptmx"):
+        assert got[node] == "ok", (node, out)
+    for node in ("tty", "pts", "tun"):       # past the cgroup: ENXIO, EIO (locked), ...
+        assert got[node] != DENIED, (node, out)
+
+
+def test_an_allow_rule_opens_a_listed_node(make_bundle: Callable[..., str],
+                                           state_root: str) -> None:
+    got, out = _kmsg(make_bundle, state_root, "cgdev-kmsg-ok", [
+        {"allow": False, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rw"}])
+    assert got["kmsg"] == "ok", out
+    assert got["null"] == "ok", out
 
 
 def test_without_rules_only_the_default_devices_open(make_bundle: Callable[..., str],

@@ -117,6 +117,11 @@ def test_device_node_through_a_symlink_stays_inside(
         cfg["mounts"] = [m for m in cfg["mounts"] if not m["destination"].startswith("/dev")]
         cfg["linux"]["devices"] = [{"path": p, "type": "c", "major": 1, "minor": 3,
                                     "fileMode": 0o666} for p in ("/dev/evil/null", "/dev/null")]
+        # a listed /dev/null replaces runc's default one, rule included: allow it (as
+        # clients do for the nodes they list)
+        cfg["linux"]["resources"] = {"devices": [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]}
 
     bundle = _bundle(make_bundle, root, sh(f"ls -l {target}/null; echo hi > /dev/evil/null"),
                      edit)

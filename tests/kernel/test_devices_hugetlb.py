@@ -55,6 +55,37 @@ def test_device_rules_enforced_and_replaced_by_update(tmp_path: Any) -> None:
             os.close(fd)
 
 
+KMSG_NODE = {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600,
+             "uid": 0, "gid": 0}
+# write-only (reading /dev/kmsg needs CAP_SYSLOG); then the default devices, read-write
+KMSG_PROBE = ("echo kmsg \"$( (echo '<7>containerkit vm test' >/dev/kmsg && echo ok) 2>&1)\"; "
+              "for n in null zero full random urandom ptmx; do"
+              " echo $n \"$( (exec 3<>/dev/$n && echo ok) 2>&1)\"; done")
+
+
+def test_a_listed_node_needs_an_allow_rule(tmp_path: Any) -> None:
+    """runc's case: deny all and /dev/kmsg in linux.devices: the node is there, writing it
+    is EPERM; with an allow rule it is written. runc's default devices open in both."""
+    for cid, extra, want in (("kmsg1", [], DENIED), ("kmsg2", [
+            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}], "ok")):
+        b = bundle(str(tmp_path / cid), KMSG_PROBE,
+                   {"devices": [{"allow": False, "access": "rwm"}, *extra]},
+                   edit=lambda cfg: cfg["linux"].setdefault("devices", []).append(
+                       dict(KMSG_NODE)))
+        config = Bundle(b, id=cid, root=str(tmp_path / "state"))
+        out = tmp_path / f"{cid}.out"
+        with open(out, "w+") as f, new_container(config, config.graph_driver(),
+                                                 NativeDriver()) as c:
+            c.stdout = f
+            c.stderr = f
+            c.create()
+            c.start()
+            assert c.wait(timeout=60) == 0
+        got = _verdicts(out.read_text())
+        assert got == {"kmsg": want, **{n: "ok" for n in ("null", "zero", "full", "random",
+                                                          "urandom", "ptmx")}}, got
+
+
 def test_hugetlb_limit(tmp_path: Any) -> None:
     with open("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "w") as f:
         f.write("4")                       # the VM's own pool; gone at power-off

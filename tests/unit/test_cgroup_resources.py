@@ -831,92 +831,168 @@ def _run_prog(code: bytes, dev_type: int, access: int, major: int, minor: int) -
             raise AssertionError(f"unexpected opcode {op:#x}")
 
 
-def test_device_program_last_matching_rule_wins_per_access_bit() -> None:
+def test_device_program_reads_the_rules_as_a_v1_devices_cgroup() -> None:
     from containerkit.cgroups import devices as d
+    from containerkit.errors import ConfigError
 
     R, W, M = d.ACC_READ, d.ACC_WRITE, d.ACC_MKNOD
     C, B = d.DEV_CHAR, d.DEV_BLOCK
     code = d.assemble([
         d.Rule(False),                                   # deny all
         d.Rule(True, "c", 42, d.WILDCARD, "rw"),
-        d.Rule(False, "c", 42, 1, "w"),
+        d.Rule(True, "c", 42, 1, "w"),
         d.Rule(True, "b", 8, 0, "r"),
         d.Rule(True, "c", d.WILDCARD, d.WILDCARD, "m"),
     ])
     assert _run_prog(code, C, R, 42, 0) == 1
     assert _run_prog(code, C, R | W, 42, 0) == 1
-    assert _run_prog(code, C, R, 42, 1) == 1
-    assert _run_prog(code, C, R | W, 42, 1) == 0         # w denied by the later rule
+    assert _run_prog(code, C, R | W, 42, 1) == 1
     assert _run_prog(code, C, W, 43, 0) == 0
     assert _run_prog(code, B, R, 8, 0) == 1
     assert _run_prog(code, B, W, 8, 0) == 0
     assert _run_prog(code, B, R, 42, 0) == 0             # type matters
     assert _run_prog(code, C, M, 1, 1) == 1
     assert _run_prog(code, B, M, 8, 0) == 0
-    # separate allows for r and w add up to rw
+    # one exception must cover the whole access (v1 and runc): r and w apart are not rw
+    code = d.assemble([d.Rule(True, "c", 1, 1, "r"), d.Rule(True, "c", 1, 2, "w"),
+                       d.Rule(True, "c", 1, d.WILDCARD, "w")])
+    assert _run_prog(code, C, R, 1, 1) == 1 and _run_prog(code, C, W, 1, 1) == 1
+    assert _run_prog(code, C, R | W, 1, 1) == 0
+    # the same node's rules add up (one exception)
     code = d.assemble([d.Rule(True, "c", 1, 1, "r"), d.Rule(True, "c", 1, 1, "w")])
     assert _run_prog(code, C, R | W, 1, 1) == 1
-    # a trailing "allow a" opens everything; a trailing "deny a" closes everything
+    # a deny takes from the same node's exception only; a later "a" rule resets
+    code = d.assemble([d.Rule(True, "c", 1, 1, "rw"), d.Rule(False, "c", 1, 1, "w")])
+    assert _run_prog(code, C, R, 1, 1) == 1 and _run_prog(code, C, W, 1, 1) == 0
     assert _run_prog(d.assemble([d.Rule(False), d.Rule(True)]), B, R | W | M, 7, 7) == 1
     assert _run_prog(d.assemble([d.Rule(True), d.Rule(False)]), C, R, 1, 3) == 0
+    # allow by default: a deny exception denies an access it touches at all (O_RDWR
+    # through a "w" deny: runc's program would let it through, v1 did not)
+    code = d.assemble([d.Rule(True), d.Rule(False, "c", 1, 3, "w")])
+    assert _run_prog(code, C, R, 1, 3) == 1 and _run_prog(code, C, R | W, 1, 3) == 0
+    # and a later allow of a wider class does not lift a node's deny (as runc and v1)
+    code = d.assemble([d.Rule(True), d.Rule(False, "c", 10, 229, "m"),
+                       d.Rule(True, "c", d.WILDCARD, d.WILDCARD, "m")])
+    assert _run_prog(code, C, M, 10, 229) == 0 and _run_prog(code, C, M, 10, 228) == 1
+    # punching a hole in a wildcard exception is refused, as runc refuses it
+    for rules in ([d.Rule(False), d.Rule(True, "c", 42, d.WILDCARD, "rw"),
+                   d.Rule(False, "c", 42, 1, "w")],
+                  [d.Rule(True), d.Rule(False, "c", 1, d.WILDCARD, "rw"), *d.DEFAULT_RULES]):
+        with pytest.raises(ConfigError, match=r"linux.resources.devices: .* punch a hole"):
+            d.emulate(rules)
+    # type "a": a deny always resets (runc); an allow with numbers allows just those
+    # numbers, of both types (the runtime-spec's reading; runc would allow everything)
+    code = d.assemble([d.Rule(False), d.Rule(True, "a", 42, 7, "r")])
+    assert _run_prog(code, C, R, 42, 7) == 1 and _run_prog(code, B, R, 42, 7) == 1
+    assert _run_prog(code, C, R, 42, 8) == 0 and _run_prog(code, C, W, 42, 7) == 0
+    code = d.assemble([d.Rule(True), d.Rule(False, "a", 42, 7, "r")])
+    assert _run_prog(code, C, M, 1, 1) == 0
 
 
-def test_device_program_matches_the_rule_semantics_on_random_lists() -> None:
-    """The program against a direct reading of the rules: per asked bit (m, r, w) the last
-    matching rule naming it decides, no such rule denies; allowed when every bit is."""
-    import random
-
+def _v1_verdict(rules: list[Any], typ: str, access: int, major: int, minor: int) -> int:
+    """A second, independent reading of a rule list: the v1 devices cgroup's
+    (security/device_cgroup.c), with this module's reading of type "a" rules."""
     from containerkit.cgroups import devices as d
 
     bit_of = {"m": d.ACC_MKNOD, "r": d.ACC_READ, "w": d.ACC_WRITE}
+    allow_all, excs = False, []                      # [(type, major, minor, bits)]
+    for rule in rules:
+        bits = sum(bit_of[c] for c in set(rule.access))
+        full = rule.major == rule.minor == d.WILDCARD and bits == 7
+        if rule.type == "a" and (not rule.allow or full):
+            allow_all, excs = rule.allow, []
+            continue
+        for t in (("c", "b") if rule.type == "a" else (rule.type,)):
+            if rule.allow != allow_all:
+                excs.append((t, rule.major, rule.minor, bits))
+            else:
+                excs = [(et, ema, emi, eb & ~bits if (et, ema, emi) == (t, rule.major,
+                         rule.minor) else eb) for et, ema, emi, eb in excs]
+
+    def matches(e: tuple[str, int, int, int]) -> bool:
+        return e[0] == typ and e[1] in (d.WILDCARD, major) and e[2] in (d.WILDCARD, minor)
+
+    # an exception's bits are the union of its node's entries (as v1 merges them)
+    merged: dict[tuple[str, int, int], int] = {}
+    for et, ema, emi, eb in excs:
+        merged[(et, ema, emi)] = merged.get((et, ema, emi), 0) | eb
+    hit = [b for k, b in merged.items() if b and matches((*k, b))]
+    if allow_all:
+        return int(not any(b & access for b in hit))
+    return int(any(access & ~b == 0 for b in hit))
+
+
+def test_device_program_matches_the_v1_reading_on_random_lists() -> None:
+    import random
+
+    from containerkit.cgroups import devices as d
+    from containerkit.errors import ConfigError
+
     types = {"c": d.DEV_CHAR, "b": d.DEV_BLOCK}
-
-    def expected(rules: list[d.Rule], typ: str, access: int, major: int, minor: int) -> int:
-        for letter, bit in bit_of.items():
-            if not access & bit:
-                continue
-            verdict = False
-            for rule in rules:
-                if letter in rule.access and rule.type in ("a", typ) \
-                        and rule.major in (d.WILDCARD, major) \
-                        and rule.minor in (d.WILDCARD, minor):
-                    verdict = rule.allow
-            if not verdict:
-                return 0
-        return 1
-
     rng = random.Random(7)
-    for _ in range(300):
+    checked = refused = 0
+    for _ in range(600):
         rules = [d.Rule(rng.random() < 0.6, rng.choice("abc"), rng.choice([-1, 1, 5]),
                         rng.choice([-1, 0, 3]), "".join(c for c in "rwm" if rng.random() < 0.6))
                  for _ in range(rng.randint(0, 6))]
-        code = d.assemble(rules)
+        try:
+            code = d.assemble(rules)
+        except ConfigError:
+            refused += 1
+            continue
+        checked += 1
         for _ in range(10):
-            typ, access = rng.choice("bc"), rng.randint(0, 7)
+            typ, access = rng.choice("bc"), rng.randint(1, 7)
             major, minor = rng.choice([1, 5, 7]), rng.choice([0, 3, 4])
             assert _run_prog(code, types[typ], access, major, minor) == \
-                expected(rules, typ, access, major, minor), (rules, typ, access, major, minor)
+                _v1_verdict(rules, typ, access, major, minor), (rules, typ, access, major, minor)
+    assert checked > 300 and refused > 10, (checked, refused)
 
 
 def test_device_rules_are_runcs_order() -> None:
+    """The spec's rules, then runc's defaults; a linux.devices node adds no rule, and one
+    at a default device's path drops that default (runc's createDevices)."""
     from containerkit import spec as oci
     from containerkit.cgroups import devices as d
     from containerkit.errors import ConfigError
 
     linux = oci.Linux(
         devices=[oci.Device(type="b", path="/dev/sda", major=8, minor=0),
+                 oci.Device(type="c", path="/dev/kmsg", major=1, minor=11),
                  oci.Device(type="p", path="/dev/fifo")],
-        resources=oci.Resources(devices=[oci.DeviceCgroup(allow=False, access="rwm"),
-                                         oci.DeviceCgroup(allow=True, type="c", major=42)]))
+        resources=oci.Resources(devices=[
+            oci.DeviceCgroup(allow=False, access="rwm"),
+            oci.DeviceCgroup(allow=True, type="c", major=42, access="rwm")]))
     rules = d.rules_from_spec(linux)
-    assert rules[:3] == [d.Rule(False, "a", -1, -1, "rwm"), d.Rule(True, "c", 42, -1, "rwm"),
-                         d.Rule(True, "b", 8, 0, "rwm")]
-    assert tuple(rules[3:]) == d.DEFAULT_RULES
+    assert rules[:2] == [d.Rule(False, "a", -1, -1, "rwm"), d.Rule(True, "c", 42, -1, "rwm")]
+    assert tuple(rules[2:]) == d.DEFAULT_RULES
+    assert not any(r.major in (1, 8) and r.minor in (11, 0) for r in d.emulate(rules).exceptions)
+    # a spec node at /dev/null replaces the default one: no rule for it unless the spec's
+    linux.devices.append(oci.Device(type="c", path="/dev/null", major=1, minor=3))
+    rules = d.rules_from_spec(linux)
+    assert d.Rule(True, "c", 1, 3, "rwm") not in rules and len(rules) == 2 + 10
     # an update's list replaces the spec's own
-    upd = d.rules_from_spec(linux, [oci.DeviceCgroup(allow=True)])
-    assert upd[0] == d.Rule(True) and upd[1] == d.Rule(True, "b", 8, 0, "rwm")
+    upd = d.rules_from_spec(linux, [oci.DeviceCgroup(allow=True, access="rwm")])
+    assert upd[0] == d.Rule(True) and upd[1] == d.DEFAULT_RULES[0]
     with pytest.raises(ConfigError, match=r"devices\[0\]\.minor"):
-        d.rules_from_spec(None, [oci.DeviceCgroup(allow=True, type="c", major=1, minor=-5)])
+        d.rules_from_spec(None, [oci.DeviceCgroup(allow=True, type="c", major=1, minor=-5,
+                                                  access="r")])
+    for access in (None, ""):                       # runc: "cannot be empty"
+        with pytest.raises(ConfigError, match=r"devices\[1\]\.access: empty or missing"):
+            d.rules_from_spec(None, [oci.DeviceCgroup(allow=False, access="rwm"),
+                                     oci.DeviceCgroup(allow=True, access=access)])
+
+
+def test_default_device_list_is_current_runcs() -> None:
+    """runc's AllowedDevices (main, 1.2.4+: /dev/net/tun is back), in its order."""
+    from containerkit.cgroups import devices as d
+
+    assert [str(r) for r in d.DEFAULT_RULES] == [
+        "allow c *:* m", "allow b *:* m", "allow c 1:3 rwm", "allow c 1:8 rwm",
+        "allow c 1:7 rwm", "allow c 5:0 rwm", "allow c 1:5 rwm", "allow c 1:9 rwm",
+        "allow c 136:* rwm", "allow c 5:2 rwm", "allow c 10:200 rwm"]
+    assert [p for p, _ in d.DEFAULT_DEVICES if p] == [
+        "/dev/null", "/dev/random", "/dev/full", "/dev/tty", "/dev/zero", "/dev/urandom"]
 
 
 def test_cgroup2_mountpoint_is_the_one_mountinfo_names(monkeypatch: pytest.MonkeyPatch) -> None:
